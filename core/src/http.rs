@@ -118,18 +118,18 @@ impl MethodSet {
 /// Implemented for slices of name/value pairs so tests and hosts can pass what they have.
 pub trait Headers {
     /// The first value of header `name` (ASCII case-insensitive), if present.
-    fn get(&self, name: &str) -> Option<&str>;
+    fn header(&self, name: &str) -> Option<&str>;
     /// Every value of header `name`, in order.
-    fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a;
+    fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a;
 }
 
 impl<N: AsRef<str>, V: AsRef<str>> Headers for [(N, V)] {
-    fn get(&self, name: &str) -> Option<&str> {
+    fn header(&self, name: &str) -> Option<&str> {
         self.iter()
             .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_ref())
     }
-    fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.iter()
             .filter(move |(n, _)| n.as_ref().eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_ref())
@@ -137,11 +137,11 @@ impl<N: AsRef<str>, V: AsRef<str>> Headers for [(N, V)] {
 }
 
 impl<N: AsRef<str>, V: AsRef<str>> Headers for Vec<(N, V)> {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.as_slice().get(name)
+    fn header(&self, name: &str) -> Option<&str> {
+        self.as_slice().header(name)
     }
-    fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.as_slice().get_all(name)
+    fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.as_slice().header_all(name)
     }
 }
 
@@ -199,9 +199,9 @@ mod tests {
     #[test]
     fn header_lookup_is_case_insensitive() {
         let h = [("Content-Type", "a"), ("x-a", "1"), ("X-A", "2")];
-        assert_eq!(h.get("content-type"), Some("a"));
-        assert_eq!(h.get_all("x-a").collect::<Vec<_>>(), ["1", "2"]);
-        assert_eq!(h.get("missing"), None);
+        assert_eq!(h.header("content-type"), Some("a"));
+        assert_eq!(h.header_all("x-a").collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(h.header("missing"), None);
         assert!(is_hop_by_hop("Transfer-Encoding", None));
         assert!(is_hop_by_hop("x-custom", Some("close, X-Custom")));
         assert!(!is_hop_by_hop("x-other", Some("close, X-Custom")));
