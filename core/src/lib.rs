@@ -9,11 +9,41 @@
 //! is made here, so the same behaviour runs on every host and under a virtual clock in tests.
 //!
 //! The crate is `#![no_std]` with `alloc`; the `std` feature only adds conveniences.
+//!
+//! Methods are grouped by role, as in quinn-proto: `handle_*` takes input, `poll*` yields what
+//! the host must do next, getters observe. Every time-dependent method takes `now`.
+//!
+//! Start at [`engine`] (admission and the per-request state machine) and [`driver`] (the async
+//! loop the hosts share); [`sim`] is the simulated host the tests drive.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 extern crate alloc;
 
+pub mod breaker;
+pub mod cache;
+pub mod codec;
+pub mod config;
+pub mod driver;
+pub mod engine;
 pub mod http;
+pub mod httpdate;
+pub mod limit;
+pub mod metrics;
+pub mod problem;
+pub mod region;
+pub mod retry;
+pub mod rng;
+pub mod route;
+pub mod secret;
+pub mod select;
+pub mod sim;
+pub mod snapshot;
+pub mod stats;
+pub mod target;
 pub mod time;
 pub mod webhook;
+
+pub use config::{Config, ConfigErrors, RawConfig};
+pub use engine::{Call, Request, Router, State, Step};
+pub use time::Instant;

@@ -1,0 +1,624 @@
+//! The route table: method + host + path pattern + header predicates.
+//!
+//! Patterns have static segments, `{param}` segments and an optional trailing `{*rest}` that
+//! matches one or more remaining segments. The table is a segment trie built once from the
+//! validated routes; building rejects conflicting routes (same methods, host, path shape and
+//! header predicates), so a lookup can only fail with "not found". Lookup walks the trie with
+//! backtracking (static before parameter before catch-all) and borrows parameter values from
+//! the request path: no allocation on the lookup path.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::config::Route;
+use crate::http::{Headers, Method};
+
+/// Most parameters a pattern may have.
+pub const MAX_PARAMS: usize = 8;
+
+/// One segment of a pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    /// Must equal this text.
+    Static(String),
+    /// Captures one segment.
+    Param(String),
+    /// Captures the rest (one or more segments), last only.
+    CatchAll(String),
+}
+
+/// A parsed path pattern such as `/repos/{owner}/{repo}/{*rest}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathPattern {
+    /// The pattern as written.
+    pub raw: String,
+    /// Its segments.
+    pub segments: Vec<Segment>,
+    /// Whether it ends with `/` (an empty last segment).
+    pub trailing_slash: bool,
+}
+
+impl PathPattern {
+    /// Parses a pattern.
+    ///
+    /// # Errors
+    /// A message naming the faulty segment.
+    pub fn parse(raw: &str) -> Result<PathPattern, String> {
+        let Some(rest) = raw.strip_prefix('/') else {
+            return Err(format!("path pattern `{raw}` must start with '/'"));
+        };
+        let mut segments = Vec::new();
+        let mut trailing_slash = false;
+        if !rest.is_empty() {
+            let parts: Vec<&str> = rest.split('/').collect();
+            let n = parts.len();
+            for (i, p) in parts.into_iter().enumerate() {
+                if p.is_empty() {
+                    if i + 1 == n {
+                        trailing_slash = true;
+                        continue;
+                    }
+                    return Err(format!("path pattern `{raw}` has an empty segment"));
+                }
+                if let Some(inner) = p.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
+                    if let Some(name) = inner.strip_prefix('*') {
+                        check_ident(name, raw)?;
+                        if i + 1 != n {
+                            return Err(format!("in `{raw}`: catch-all `{{*{name}}}` must be the last segment"));
+                        }
+                        segments.push(Segment::CatchAll(name.into()));
+                    } else {
+                        check_ident(inner, raw)?;
+                        segments.push(Segment::Param(inner.into()));
+                    }
+                } else if p.contains(['{', '}']) {
+                    return Err(format!(
+                        "in `{raw}`: segment `{p}` mixes text and a parameter; a parameter must be a whole segment"
+                    ));
+                } else if p == "." || p == ".." {
+                    return Err(format!("in `{raw}`: dot segments are not allowed"));
+                } else if p.bytes().any(|b| b <= 0x20 || b >= 0x7f || b == b'\\' || b == b'?' || b == b'#') {
+                    return Err(format!("in `{raw}`: segment `{p}` has a forbidden character"));
+                } else {
+                    segments.push(Segment::Static(p.into()));
+                }
+            }
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for s in &segments {
+            if let Segment::Param(n) | Segment::CatchAll(n) = s {
+                if names.contains(&n.as_str()) {
+                    return Err(format!("in `{raw}`: parameter `{n}` appears twice"));
+                }
+                names.push(n);
+            }
+        }
+        if names.len() > MAX_PARAMS {
+            return Err(format!("in `{raw}`: more than {MAX_PARAMS} parameters"));
+        }
+        Ok(PathPattern {
+            raw: raw.into(),
+            segments,
+            trailing_slash,
+        })
+    }
+
+    /// The parameter names, in order.
+    pub fn param_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Param(n) | Segment::CatchAll(n) => Some(n.as_str()),
+            Segment::Static(_) => None,
+        })
+    }
+
+    /// Renders this pattern as a path, substituting parameters from `params`.
+    /// Unknown parameters render empty (validation prevents them).
+    #[must_use]
+    pub fn render(&self, params: &Params<'_, '_>) -> String {
+        let mut out = String::new();
+        for s in &self.segments {
+            out.push('/');
+            match s {
+                Segment::Static(t) => out.push_str(t),
+                Segment::Param(n) | Segment::CatchAll(n) => out.push_str(params.get(n).unwrap_or("")),
+            }
+        }
+        if self.trailing_slash || out.is_empty() {
+            out.push('/');
+        }
+        out
+    }
+}
+
+fn check_ident(name: &str, raw: &str) -> Result<(), String> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(format!("in `{raw}`: `{name}` is not a valid parameter name"));
+    }
+    Ok(())
+}
+
+/// Parameters captured by a match: names borrowed from the table, values from the path.
+#[derive(Clone, Copy, Debug)]
+pub struct Params<'t, 'p> {
+    names: [&'t str; MAX_PARAMS],
+    values: [&'p str; MAX_PARAMS],
+    len: usize,
+}
+
+impl<'t, 'p> Params<'t, 'p> {
+    const fn empty() -> Self {
+        Params {
+            names: [""; MAX_PARAMS],
+            values: [""; MAX_PARAMS],
+            len: 0,
+        }
+    }
+    /// The value of parameter `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&'p str> {
+        (0..self.len).find(|&i| self.names[i] == name).map(|i| self.values[i])
+    }
+    /// Number of parameters.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// `(name, value)` pairs in pattern order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'t str, &'p str)> + '_ {
+        (0..self.len).map(|i| (self.names[i], self.values[i]))
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Node {
+    statics: Vec<(Box<str>, Node)>,
+    param: Option<Box<Node>>,
+    catch_all: Vec<usize>,
+    /// Routes ending exactly here (no trailing slash).
+    leaves: Vec<usize>,
+    /// Routes ending here with a trailing slash.
+    leaves_slash: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    methods: crate::http::MethodSet,
+    host: Option<Box<str>>,
+    headers: Vec<(Box<str>, Option<Box<str>>)>,
+    names: Vec<Box<str>>,
+}
+
+/// Two routes that would match the same requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// Index of the route defined first.
+    pub earlier: usize,
+    /// Index of the route that conflicts with it.
+    pub later: usize,
+}
+
+/// The compiled route table.
+#[derive(Clone, Debug, Default)]
+pub struct RouteTable {
+    root: Node,
+    entries: Vec<Entry>,
+}
+
+/// A successful lookup.
+#[derive(Clone, Copy, Debug)]
+pub struct Match<'t, 'p> {
+    /// Index of the route in the configuration.
+    pub route: usize,
+    /// Captured parameters.
+    pub params: Params<'t, 'p>,
+}
+
+impl RouteTable {
+    /// Builds the table, rejecting conflicts.
+    ///
+    /// # Errors
+    /// Every pair of conflicting routes.
+    pub fn build(routes: &[Route]) -> Result<RouteTable, Vec<Conflict>> {
+        let mut t = RouteTable::default();
+        let mut conflicts = Vec::new();
+        for (ix, r) in routes.iter().enumerate() {
+            let mut headers: Vec<(Box<str>, Option<Box<str>>)> = r
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str().into(), v.as_deref().map(Into::into)))
+                .collect();
+            headers.sort();
+            t.entries.push(Entry {
+                methods: r.methods,
+                host: r.host.as_deref().map(Into::into),
+                headers,
+                names: r.pattern.param_names().map(Into::into).collect(),
+            });
+            let mut node = &mut t.root;
+            let mut slot_is_catch_all = false;
+            for seg in &r.pattern.segments {
+                match seg {
+                    Segment::Static(s) => {
+                        let pos = node.statics.binary_search_by(|(k, _)| (**k).cmp(s.as_str()));
+                        let i = match pos {
+                            Ok(i) => i,
+                            Err(i) => {
+                                node.statics.insert(i, (s.as_str().into(), Node::default()));
+                                i
+                            }
+                        };
+                        node = &mut node.statics[i].1;
+                    }
+                    Segment::Param(_) => {
+                        node = node.param.get_or_insert_with(Default::default);
+                    }
+                    Segment::CatchAll(_) => {
+                        slot_is_catch_all = true;
+                    }
+                }
+            }
+            let slot = if slot_is_catch_all {
+                &mut node.catch_all
+            } else if r.pattern.trailing_slash {
+                &mut node.leaves_slash
+            } else {
+                &mut node.leaves
+            };
+            for &other in slot.iter() {
+                if t.entries[other].overlaps(&t.entries[ix]) {
+                    conflicts.push(Conflict { earlier: other, later: ix });
+                }
+            }
+            slot.push(ix);
+            // more specific first: host set, then more header predicates
+            let entries = &t.entries;
+            slot.sort_by_key(|&i| {
+                let e = &entries[i];
+                (e.host.is_none(), usize::MAX - e.headers.len(), i)
+            });
+        }
+        if conflicts.is_empty() {
+            Ok(t)
+        } else {
+            Err(conflicts)
+        }
+    }
+
+    /// Finds the route for a request. `host` is the request's host without port;
+    /// `path` must already be checked by [`crate::target::parse_target`].
+    #[must_use]
+    pub fn lookup<'t, 'p, H: Headers + ?Sized>(
+        &'t self,
+        method: Method,
+        host: Option<&str>,
+        path: &'p str,
+        headers: &H,
+    ) -> Option<Match<'t, 'p>> {
+        let rest = path.strip_prefix('/')?;
+        let mut values: [&'p str; MAX_PARAMS] = [""; MAX_PARAMS];
+        let q = Query {
+            method,
+            host,
+            headers,
+        };
+        let route = self.walk(&self.root, rest, &mut values, 0, &q)?;
+        let e = &self.entries[route];
+        let mut params = Params::empty();
+        for (i, n) in e.names.iter().enumerate() {
+            params.names[i] = n;
+            params.values[i] = values[i];
+        }
+        params.len = e.names.len();
+        Some(Match { route, params })
+    }
+
+    fn walk<'p, H: Headers + ?Sized>(
+        &self,
+        node: &Node,
+        rest: &'p str,
+        values: &mut [&'p str; MAX_PARAMS],
+        depth: usize,
+        q: &Query<'_, H>,
+    ) -> Option<usize> {
+        if rest.is_empty() {
+            return self.pick(&node.leaves, q);
+        }
+        let (seg, tail, last) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i + 1..], false),
+            None => (rest, "", true),
+        };
+        if seg.is_empty() {
+            // trailing slash ("/a/" → seg "" at the end)
+            if last || tail.is_empty() {
+                return self.pick(&node.leaves_slash, q);
+            }
+            return None;
+        }
+        if let Ok(i) = node.statics.binary_search_by(|(k, _)| (**k).cmp(seg)) {
+            let child = &node.statics[i].1;
+            if let Some(r) = self.descend(child, tail, last, values, depth, q) {
+                return Some(r);
+            }
+        }
+        if let Some(child) = &node.param {
+            if depth < MAX_PARAMS {
+                values[depth] = seg;
+                if let Some(r) = self.descend(child, tail, last, values, depth + 1, q) {
+                    return Some(r);
+                }
+            }
+        }
+        if !node.catch_all.is_empty() && depth < MAX_PARAMS {
+            values[depth] = rest;
+            return self.pick(&node.catch_all, q);
+        }
+        None
+    }
+
+    fn descend<'p, H: Headers + ?Sized>(
+        &self,
+        child: &Node,
+        tail: &'p str,
+        last: bool,
+        values: &mut [&'p str; MAX_PARAMS],
+        depth: usize,
+        q: &Query<'_, H>,
+    ) -> Option<usize> {
+        if last {
+            self.pick(&child.leaves, q)
+        } else if tail.is_empty() {
+            self.pick(&child.leaves_slash, q)
+        } else {
+            self.walk(child, tail, values, depth, q)
+        }
+    }
+
+    fn pick<H: Headers + ?Sized>(&self, slot: &[usize], q: &Query<'_, H>) -> Option<usize> {
+        slot.iter().copied().find(|&i| self.entries[i].admits(q))
+    }
+}
+
+struct Query<'a, H: ?Sized> {
+    method: Method,
+    host: Option<&'a str>,
+    headers: &'a H,
+}
+
+impl Entry {
+    fn admits<H: Headers + ?Sized>(&self, q: &Query<'_, H>) -> bool {
+        self.methods.contains(q.method)
+            && match (&self.host, q.host) {
+                (None, _) => true,
+                (Some(h), Some(qh)) => h.eq_ignore_ascii_case(qh),
+                (Some(_), None) => false,
+            }
+            && self.headers.iter().all(|(n, v)| match (q.headers.header(n), v) {
+                (Some(_), None) => true,
+                (Some(got), Some(want)) => got == &**want,
+                (None, _) => false,
+            })
+    }
+
+    fn overlaps(&self, other: &Entry) -> bool {
+        self.methods.intersects(other.methods) && self.host == other.host && self.headers == other.headers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RawConfig, RawMatch, RawProvider, RawRoute};
+    use alloc::vec;
+
+    struct MatchTest {
+        routes: Vec<(&'static str, &'static str, Option<&'static str>)>,
+        matches: Vec<(&'static str, &'static str, Option<&'static str>, Vec<(&'static str, &'static str)>)>,
+    }
+
+    fn config(routes: &[(&str, &str, Option<&str>)]) -> crate::config::Config {
+        let raw = RawConfig {
+            providers: vec![RawProvider {
+                id: "p".into(),
+                kind: "http".into(),
+                base_url: "https://example.com".into(),
+                ..Default::default()
+            }],
+            routes: routes
+                .iter()
+                .enumerate()
+                .map(|(i, (m, p, host))| RawRoute {
+                    name: format!("r{i}"),
+                    matcher: RawMatch {
+                        methods: if m.is_empty() { vec![] } else { vec![(*m).into()] },
+                        host: host.map(Into::into),
+                        path: (*p).into(),
+                        headers: Default::default(),
+                    },
+                    providers: vec!["p".into()],
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        raw.validate().unwrap()
+    }
+
+    impl MatchTest {
+        fn run(self) {
+            let cfg = config(&self.routes);
+            let none: [(&str, &str); 0] = [];
+            for (method, path, expect, params) in self.matches {
+                let m = cfg.table.lookup(Method::parse(method).unwrap(), Some("example.com"), path, &none[..]);
+                match expect {
+                    None => assert!(m.is_none(), "{method} {path} should not match, got {:?}", m.map(|m| m.route)),
+                    Some(want) => {
+                        let m = m.unwrap_or_else(|| panic!("{method} {path} should match {want}"));
+                        assert_eq!(cfg.routes[m.route].pattern.raw, want, "{method} {path}");
+                        let got: Vec<(&str, &str)> = m.params.iter().collect();
+                        assert_eq!(got, params, "{method} {path}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn table_driven_matching() {
+        MatchTest {
+            routes: vec![
+                ("GET", "/", None),
+                ("GET", "/repos/{owner}/{repo}", None),
+                ("GET", "/repos/{owner}/{repo}/issues", None),
+                ("GET", "/repos/rust-lang/{repo}", None),
+                ("", "/static/{*path}", None),
+                ("GET", "/a/b/", None),
+                ("POST", "/repos/{owner}/{repo}/issues", None),
+                ("GET", "/users/{id}", None),
+                ("GET", "/users/me", None),
+                ("GET", "/x/{p}/y", None),
+                ("GET", "/x/{*rest}", None),
+            ],
+            matches: vec![
+                ("GET", "/", Some("/"), vec![]),
+                ("GET", "/repos/a/b", Some("/repos/{owner}/{repo}"), vec![("owner", "a"), ("repo", "b")]),
+                ("GET", "/repos/rust-lang/rust", Some("/repos/rust-lang/{repo}"), vec![("repo", "rust")]),
+                ("GET", "/repos/a/b/issues", Some("/repos/{owner}/{repo}/issues"), vec![("owner", "a"), ("repo", "b")]),
+                ("GET", "/repos/rust-lang/rust/issues", Some("/repos/{owner}/{repo}/issues"), vec![("owner", "rust-lang"), ("repo", "rust")]),
+                ("POST", "/repos/a/b/issues", Some("/repos/{owner}/{repo}/issues"), vec![("owner", "a"), ("repo", "b")]),
+                ("DELETE", "/repos/a/b/issues", None, vec![]),
+                ("GET", "/repos/a", None, vec![]),
+                ("GET", "/repos/a/b/c", None, vec![]),
+                ("GET", "/static/css/site.css", Some("/static/{*path}"), vec![("path", "css/site.css")]),
+                ("PUT", "/static/x", Some("/static/{*path}"), vec![("path", "x")]),
+                ("GET", "/static", None, vec![]),
+                ("GET", "/a/b/", Some("/a/b/"), vec![]),
+                ("GET", "/a/b", None, vec![]),
+                ("GET", "/users/me", Some("/users/me"), vec![]),
+                ("GET", "/users/42", Some("/users/{id}"), vec![("id", "42")]),
+                ("GET", "/x/1/y", Some("/x/{p}/y"), vec![("p", "1")]),
+                ("GET", "/x/1/z", Some("/x/{*rest}"), vec![("rest", "1/z")]),
+                ("GET", "/x/1", Some("/x/{*rest}"), vec![("rest", "1")]),
+                ("GET", "/nothing", None, vec![]),
+            ],
+        }
+        .run();
+    }
+
+    #[test]
+    fn host_and_header_predicates() {
+        let mut raw = RawConfig {
+            providers: vec![RawProvider {
+                id: "p".into(),
+                base_url: "https://example.com".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mk = |name: &str, host: Option<&str>, hdr: Option<(&str, &str)>| RawRoute {
+            name: name.into(),
+            matcher: RawMatch {
+                methods: vec!["GET".into()],
+                host: host.map(Into::into),
+                path: "/api/{*rest}".into(),
+                headers: hdr.into_iter().map(|(a, b)| (a.into(), b.into())).collect(),
+            },
+            providers: vec!["p".into()],
+            ..Default::default()
+        };
+        raw.routes = vec![
+            mk("any", None, None),
+            mk("beta", None, Some(("X-Beta", "1"))),
+            mk("host", Some("api.example.com"), None),
+            mk("present", None, Some(("x-trace", "*"))),
+        ];
+        let cfg = raw.validate().unwrap();
+        let t = &cfg.table;
+        let name = |m: Option<Match<'_, '_>>| m.map(|m| cfg.routes[m.route].name.as_str());
+        let none: [(&str, &str); 0] = [];
+        assert_eq!(name(t.lookup(Method::Get, Some("other"), "/api/x", &none[..])), Some("any"));
+        assert_eq!(name(t.lookup(Method::Get, Some("API.example.com"), "/api/x", &none[..])), Some("host"));
+        assert_eq!(name(t.lookup(Method::Get, None, "/api/x", &[("x-beta", "1")][..])), Some("beta"));
+        assert_eq!(name(t.lookup(Method::Get, None, "/api/x", &[("x-beta", "2")][..])), Some("any"));
+        assert_eq!(name(t.lookup(Method::Get, None, "/api/x", &[("X-Trace", "")][..])), Some("present"));
+        assert_eq!(name(t.lookup(Method::Post, None, "/api/x", &none[..])), None);
+    }
+
+    #[test]
+    fn conflicts_are_rejected_when_built() {
+        let cases: [(&[(&str, &str, Option<&str>)], bool); 6] = [
+            (&[("GET", "/a/{x}", None), ("GET", "/a/{y}", None)], true),
+            (&[("GET", "/a/{x}", None), ("POST", "/a/{y}", None)], false),
+            (&[("", "/a/{x}", None), ("POST", "/a/{y}", None)], true),
+            (&[("GET", "/a/{*x}", None), ("GET", "/a/{*y}", None)], true),
+            (&[("GET", "/a/{x}", Some("h")), ("GET", "/a/{x}", None)], false),
+            (&[("GET", "/a/b", None), ("GET", "/a/{x}", None)], false),
+        ];
+        for (routes, conflict) in cases {
+            let raw = RawConfig {
+                providers: vec![RawProvider {
+                    id: "p".into(),
+                    base_url: "https://example.com".into(),
+                    ..Default::default()
+                }],
+                routes: routes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (m, p, h))| RawRoute {
+                        name: format!("r{i}"),
+                        matcher: RawMatch {
+                            methods: if m.is_empty() { vec![] } else { vec![(*m).into()] },
+                            host: h.map(Into::into),
+                            path: (*p).into(),
+                            headers: Default::default(),
+                        },
+                        providers: vec!["p".into()],
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            match raw.validate() {
+                Ok(_) => assert!(!conflict, "{routes:?} should conflict"),
+                Err(e) => {
+                    assert!(conflict, "{routes:?}: {e}");
+                    assert_eq!(e.0[0].path, "routes[1].match");
+                    assert!(e.0[0].message.contains("conflicts with route `r0`"), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pattern_errors() {
+        for (p, needle) in [
+            ("a/b", "must start with '/'"),
+            ("/a//b", "empty segment"),
+            ("/a/{*x}/b", "must be the last"),
+            ("/a/x{y}", "mixes text"),
+            ("/a/{x}/{x}", "appears twice"),
+            ("/a/{}", "not a valid parameter"),
+            ("/a/..", "dot segments"),
+            ("/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}", "more than 8"),
+        ] {
+            let e = PathPattern::parse(p).unwrap_err();
+            assert!(e.contains(needle), "{p}: {e}");
+        }
+    }
+
+    #[test]
+    fn render_substitutes_params() {
+        let cfg = config(&[("GET", "/gh/{owner}/{*rest}", None)]);
+        let none: [(&str, &str); 0] = [];
+        let m = cfg.table.lookup(Method::Get, None, "/gh/me/a/b", &none[..]).unwrap();
+        let up = PathPattern::parse("/repos/{owner}/{*rest}").unwrap();
+        assert_eq!(up.render(&m.params), "/repos/me/a/b");
+        assert_eq!(PathPattern::parse("/").unwrap().render(&m.params), "/");
+    }
+}

@@ -1,0 +1,299 @@
+//! Request targets: what a caller may put in a path, and how the upstream URL is built.
+//!
+//! The upstream URL is built only from a configured provider's base URL plus a path that has
+//! been checked here, so a caller can never change scheme, host or port: absolute-form targets,
+//! `//host`, `@`, backslashes, dot segments (plain or percent-encoded), encoded slashes and
+//! control characters are all refused before routing.
+
+use alloc::string::String;
+
+/// Why a request target was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetError {
+    /// Not origin-form (does not start with a single `/`), e.g. `http://x/` or `//host/`.
+    NotOriginForm,
+    /// An empty segment (`//`) inside the path.
+    EmptySegment,
+    /// A `.` or `..` segment, plain or percent-encoded.
+    DotSegment,
+    /// A percent-encoded `/`, `\` or `.`-segment trick, or malformed percent-encoding.
+    EncodedDelimiter,
+    /// A backslash, `@`, control character, space or non-ASCII byte.
+    ForbiddenCharacter,
+    /// The target is longer than 8 KiB.
+    TooLong,
+}
+
+impl TargetError {
+    /// A short description for problem+json `detail`.
+    #[must_use]
+    pub const fn describe(self) -> &'static str {
+        match self {
+            TargetError::NotOriginForm => "the request target must be a path starting with a single '/'",
+            TargetError::EmptySegment => "the path contains an empty segment ('//')",
+            TargetError::DotSegment => "the path contains a '.' or '..' segment",
+            TargetError::EncodedDelimiter => "the path contains an encoded '/', '\\' or '.', or malformed percent-encoding",
+            TargetError::ForbiddenCharacter => "the path contains a forbidden character ('\\', '@', space, control or non-ASCII)",
+            TargetError::TooLong => "the request target is longer than 8192 bytes",
+        }
+    }
+}
+
+/// A checked origin-form target split into path and query (borrowed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The path, starting with `/`.
+    pub path: &'a str,
+    /// The query without `?`, if any.
+    pub query: Option<&'a str>,
+}
+
+/// Checks a raw request target (`/path?query`).
+///
+/// # Errors
+/// The first rule the target breaks.
+pub fn parse_target(raw: &str) -> Result<Target<'_>, TargetError> {
+    if raw.len() > 8192 {
+        return Err(TargetError::TooLong);
+    }
+    let (path, query) = match raw.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (raw, None),
+    };
+    let path = path.split('#').next().unwrap_or("");
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Err(TargetError::NotOriginForm);
+    }
+    for b in raw.bytes() {
+        if b <= 0x20 || b >= 0x7f || b == b'\\' {
+            return Err(TargetError::ForbiddenCharacter);
+        }
+    }
+    if path.contains('@') {
+        return Err(TargetError::ForbiddenCharacter);
+    }
+    let segments = path[1..].split('/');
+    let count = path[1..].split('/').count();
+    for (i, seg) in segments.enumerate() {
+        if seg.is_empty() && i + 1 != count {
+            return Err(TargetError::EmptySegment);
+        }
+        let decoded_dots = decoded_is_dots(seg)?;
+        if decoded_dots {
+            return Err(TargetError::DotSegment);
+        }
+    }
+    if let Some(q) = query {
+        check_percent(q)?;
+    }
+    Ok(Target { path, query })
+}
+
+/// Whether the segment, percent-decoded, is `.` or `..`; refuses encoded `/` and `\`.
+fn decoded_is_dots(seg: &str) -> Result<bool, TargetError> {
+    let bytes = seg.as_bytes();
+    let mut i = 0;
+    let mut decoded_len = 0usize;
+    let mut all_dots = true;
+    while i < bytes.len() {
+        let c = if bytes[i] == b'%' {
+            let hi = bytes.get(i + 1).and_then(|b| hex_val(*b));
+            let lo = bytes.get(i + 2).and_then(|b| hex_val(*b));
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                return Err(TargetError::EncodedDelimiter);
+            };
+            i += 3;
+            let c = (hi << 4) | lo;
+            if matches!(c, b'/' | b'\\' | 0) {
+                return Err(TargetError::EncodedDelimiter);
+            }
+            if c == b'.' {
+                // an encoded dot is never needed in a path and only used for traversal tricks
+                return Err(TargetError::EncodedDelimiter);
+            }
+            c
+        } else {
+            i += 1;
+            bytes[i - 1]
+        };
+        decoded_len += 1;
+        if c != b'.' {
+            all_dots = false;
+        }
+    }
+    Ok(all_dots && (decoded_len == 1 || decoded_len == 2))
+}
+
+fn check_percent(s: &str) -> Result<(), TargetError> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if b.get(i + 1).and_then(|x| hex_val(*x)).is_none()
+                || b.get(i + 2).and_then(|x| hex_val(*x)).is_none()
+            {
+                return Err(TargetError::EncodedDelimiter);
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Whether a host (name or IP literal, IPv6 without brackets) is private, loopback,
+/// link-local, unspecified, CGNAT, or a name that conventionally resolves internally
+/// (`localhost`, `*.localhost`, `*.internal`, `*.local`).
+///
+/// Names are judged by their text only; core cannot resolve DNS. Hosts that resolve must
+/// check the resolved address too (the native host does).
+#[must_use]
+pub fn is_private_host(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    if h == "localhost"
+        || h.ends_with(".localhost")
+        || h.ends_with(".internal")
+        || h.ends_with(".local")
+    {
+        return true;
+    }
+    if let Some(v4) = parse_ipv4(&h) {
+        return is_private_v4(v4);
+    }
+    if h.contains(':') {
+        return is_private_v6(&h);
+    }
+    false
+}
+
+/// Parses a dotted-quad IPv4 address (the only form accepted; `0x7f.1`, `2130706433` are refused
+/// by treating them as names, which then fail to be valid hosts upstream).
+#[must_use]
+pub fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut parts = s.split('.');
+    for o in &mut out {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *o = p.parse().ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Whether an IPv4 address is not publicly routable.
+#[must_use]
+pub fn is_private_v4(a: [u8; 4]) -> bool {
+    matches!(
+        a,
+        [0, ..] | [10, ..] | [127, ..] | [169, 254, ..] | [192, 168, ..] | [255, 255, 255, 255]
+    ) || (a[0] == 172 && (16..=31).contains(&a[1]))
+        || (a[0] == 100 && (64..=127).contains(&a[1]))
+        || (a[0] == 192 && a[1] == 0 && a[2] == 0)
+        || a[0] >= 224
+}
+
+fn is_private_v6(h: &str) -> bool {
+    let h = h.split('%').next().unwrap_or(h);
+    if h == "::1" || h == "::" {
+        return true;
+    }
+    if let Some(v4) = h
+        .strip_prefix("::ffff:")
+        .and_then(parse_ipv4)
+    {
+        return is_private_v4(v4);
+    }
+    let first = h.split(':').next().unwrap_or("");
+    let first = u16::from_str_radix(if first.is_empty() { "0" } else { first }, 16).unwrap_or(0);
+    (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (first & 0xff00) == 0xff00 // multicast
+        || first == 0
+}
+
+/// Joins a base path prefix, a checked path and an optional query into a request target.
+#[must_use]
+pub fn join_target(prefix: &str, path: &str, query: Option<&str>) -> String {
+    let mut s = String::with_capacity(prefix.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+    s.push_str(prefix);
+    s.push_str(path);
+    if let Some(q) = query {
+        s.push('?');
+        s.push_str(q);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_targets() {
+        let t = parse_target("/repos/a/b?x=1&y=%20").unwrap();
+        assert_eq!(t.path, "/repos/a/b");
+        assert_eq!(t.query, Some("x=1&y=%20"));
+        assert!(parse_target("/").is_ok());
+        assert!(parse_target("/a/").is_ok());
+        assert!(parse_target("/a/b%20c").is_ok());
+        assert!(parse_target("/v1.2/x..y/.well").is_ok());
+    }
+
+    #[test]
+    fn refuses_ssrf_and_traversal_tricks() {
+        use TargetError::*;
+        let cases = [
+            ("http://evil/", NotOriginForm),
+            ("//evil.com/x", NotOriginForm),
+            ("evil.com/x", NotOriginForm),
+            ("/a//b", EmptySegment),
+            ("/a/../b", DotSegment),
+            ("/a/./b", DotSegment),
+            ("/..", DotSegment),
+            ("/a/%2e%2e/b", EncodedDelimiter),
+            ("/a/%2E./b", EncodedDelimiter),
+            ("/a%2fb", EncodedDelimiter),
+            ("/a%5cb", EncodedDelimiter),
+            ("/a%00b", EncodedDelimiter),
+            ("/a%zz", EncodedDelimiter),
+            ("/a\\b", ForbiddenCharacter),
+            ("/@evil.com", ForbiddenCharacter),
+            ("/a b", ForbiddenCharacter),
+            ("/a\r\nHost: x", ForbiddenCharacter),
+            ("/é", ForbiddenCharacter),
+            ("/a?b=%g1", EncodedDelimiter),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(parse_target(raw), Err(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn private_hosts() {
+        for h in [
+            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
+            "0.0.0.0", "100.64.0.1", "::1", "::", "fe80::1", "fd00::1", "::ffff:127.0.0.1",
+            "localhost", "LOCALHOST.", "a.localhost", "metadata.google.internal", "printer.local",
+        ] {
+            assert!(is_private_host(h), "{h}");
+        }
+        for h in ["8.8.8.8", "172.32.0.1", "api.github.com", "2606:4700::1111", "100.128.0.1"] {
+            assert!(!is_private_host(h), "{h}");
+        }
+        assert_eq!(parse_ipv4("1.2.3"), None);
+        assert_eq!(parse_ipv4("1.2.3.4.5"), None);
+        assert_eq!(parse_ipv4("256.1.1.1"), None);
+    }
+}
