@@ -1057,7 +1057,11 @@ impl Call {
         let already_tried = next.is_some_and(|np| self.attempts.iter().any(|a| a.provider == np));
         if already_tried || self.tried_all_once {
             let delay = route.retry.backoff.delay(self.retries, &mut state.rng);
-            let until = now + delay;
+            // wait for the backoff, or for the next provider's cooldown/open period if longer
+            let ready_at = next
+                .and_then(|np| route.providers.iter().position(|&x| x == np))
+                .map_or(now, |slot| state.available_at(cfg, self.route, slot));
+            let until = (now + delay).max(ready_at);
             if until >= self.deadline {
                 self.give_up_reason = Some("deadline");
                 let f = self.last_final().unwrap_or_else(|| self.unavailable(router, state, now));

@@ -98,7 +98,8 @@ impl Behaviour {
     }
 }
 
-/// A scripted upstream: a queue of one-shot behaviours, then a default.
+/// A scripted upstream: a queue of one-shot behaviours, then a default. A provider with no
+/// script answers 200 after 10 ms.
 #[derive(Clone, Debug)]
 pub struct Upstream {
     script: VecDeque<Behaviour>,
@@ -218,13 +219,13 @@ impl Host for SimHost {
         let mut i = self.inner.borrow_mut();
         let start_ms = self.ms(&i);
         i.requests.push(a.clone());
-        let behaviour = match i.upstreams.get_mut(&a.provider_id) {
-            Some(u) => {
-                u.hits += 1;
-                u.script.pop_front().unwrap_or_else(|| u.default.clone())
-            }
-            None => Behaviour::Down,
-        };
+        let u = i.upstreams.entry(a.provider_id.clone()).or_insert_with(|| Upstream {
+            script: VecDeque::new(),
+            default: Behaviour::ok(),
+            hits: 0,
+        });
+        u.hits += 1;
+        let behaviour = u.script.pop_front().unwrap_or_else(|| u.default.clone());
         let budget = a.deadline.saturating_since(i.now);
         let result = match behaviour {
             Behaviour::Down => Err(FetchError::Connect),

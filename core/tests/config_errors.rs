@@ -1,0 +1,170 @@
+//! Config validation: every error is reported, each with its key path.
+
+use mosaic_core::RawConfig;
+
+fn errors(toml_text: &str) -> Vec<String> {
+    let raw: RawConfig = toml::from_str(toml_text).expect("parses");
+    match raw.validate() {
+        Ok(_) => vec![],
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn collects_every_error_with_its_key_path() {
+    let e = errors(
+        r#"
+[server]
+admin_token = "plaintext-token"
+listen = "nowhere"
+[store]
+kind = "postgres"
+[[providers]]
+id = "gh"
+base_url = "ftp://github.com"
+[[providers]]
+id = "gh"
+base_url = "https://10.0.0.5"
+region = "mars-north"
+weight = 0
+cost = -1
+auth = { scheme = "oauth", secret = "env:X" }
+[[routes]]
+name = "a"
+match = { path = "/a/{x}", methods = ["FETCH"] }
+providers = ["gh", "gitlab"]
+strategy = "fastest"
+retry = { attempts = 0, budget_ratio = 11.0, on_status = [99] }
+breaker = { window = "sliding", failure_rate = 1.5, failure_on = ["6xx"] }
+[[routes]]
+name = "a"
+match = { path = "a/b" }
+providers = []
+[[webhooks]]
+name = "gh"
+scheme = "gothub"
+secrets = ["hunter2"]
+tenant = "nobody"
+"#,
+    );
+    let want = [
+        "server.admin_token: expected a secret reference",
+        "server.listen: `nowhere` is not an address",
+        "store.kind: unknown store kind \"postgres\"; expected one of memory, file, redis",
+        "providers[0].base_url: `ftp://github.com` is not an http(s) URL",
+        "providers[1].id: duplicate provider id `gh`",
+        "providers[1].base_url: `https://10.0.0.5` is a private, loopback or link-local address; set allow_private = true",
+        "providers[1].region: unknown region \"mars-north\"",
+        "providers[1].cost: must be a finite number ≥ 0",
+        "providers[1].weight: must be at least 1",
+        "providers[1].auth.scheme: unknown auth scheme \"oauth\"; expected one of bearer, token, basic, header, none",
+        "routes[0].match.methods[0]: unknown method \"FETCH\"",
+        "routes[0].providers[1]: unknown provider `gitlab`",
+        "routes[0].strategy: unknown strategy \"fastest\"; expected one of priority, weighted, round-robin, random, least-latency, cost-aware, region-nearest, adaptive",
+        "routes[0].retry.attempts: 0 is out of range; expected 1..=10",
+        "routes[0].retry.budget_ratio: must be between 0 and 10",
+        "routes[0].retry.on_status[0]: 99 is not an HTTP status",
+        "routes[0].breaker.window: unknown window \"sliding\"; expected count or time",
+        "routes[0].breaker.failure_rate: 1.5 is not a rate between 0 and 1",
+        "routes[0].breaker.failure_on[0]: unknown failure class \"6xx\"",
+        "routes[1].name: duplicate route name `a`",
+        "routes[1].match.path: path pattern `a/b` must start with '/'",
+        "routes[1].providers: a route needs at least one provider",
+        "webhooks[0].scheme: unknown scheme \"gothub\"; expected one of github, gitea",
+        "webhooks[0].secrets[0]: expected a secret reference",
+        "webhooks[0].tenant: unknown tenant `nobody`",
+    ];
+    for w in want {
+        assert!(e.iter().any(|x| x.starts_with(w)), "missing error starting with:\n  {w}\ngot:\n  {}", e.join("\n  "));
+    }
+    assert_eq!(e.len(), want.len(), "exactly these errors:\n  {}", e.join("\n  "));
+}
+
+#[test]
+fn a_valid_config_passes_and_resolves_references() {
+    let raw: RawConfig = toml::from_str(
+        r#"
+[server]
+admin_token = "env:MOSAIC_ADMIN_TOKEN"
+[defaults]
+retry = { attempts = 2 }
+[[providers]]
+id = "github"
+kind = "github"
+base_url = "https://api.github.com"
+region = "us-east"
+auth = { scheme = "bearer", secret = "env:GITHUB_TOKEN" }
+[[providers]]
+id = "local"
+base_url = "http://127.0.0.1:9000"
+allow_private = true
+[[routes]]
+name = "repos"
+match = { methods = ["GET"], path = "/repos/{owner}/{repo}" }
+providers = ["github", "local"]
+strategy = "region-nearest"
+[[routes]]
+name = "other"
+match = { path = "/o/{*rest}", headers = { "x-tier" = "gold" } }
+providers = ["local"]
+retry = { attempts = 5 }
+"#,
+    )
+    .unwrap();
+    let c = raw.validate().unwrap();
+    assert_eq!(c.routes[0].retry.max_attempts, 2, "from [defaults]");
+    assert_eq!(c.routes[1].retry.max_attempts, 5, "route overrides defaults");
+    assert_eq!(c.routes[0].strategy.name(), "region-nearest");
+    let refs: Vec<String> = c.secret_refs().iter().map(|r| r.to_string()).collect();
+    assert_eq!(refs, ["env:GITHUB_TOKEN", "env:MOSAIC_ADMIN_TOKEN"]);
+}
+
+#[test]
+fn conflicting_routes_name_both() {
+    let e = errors(
+        r#"
+[[providers]]
+id = "p"
+base_url = "https://p.example"
+[[routes]]
+name = "one"
+match = { path = "/x/{id}", methods = ["GET"] }
+providers = ["p"]
+[[routes]]
+name = "two"
+match = { path = "/x/{other}" }
+providers = ["p"]
+"#,
+    );
+    assert_eq!(e, ["routes[1].match: conflicts with route `one` (routes[0]): same methods, host, path shape and header predicates"]);
+}
+
+#[test]
+fn upstream_template_must_use_known_params() {
+    let e = errors(
+        r#"
+[[providers]]
+id = "p"
+base_url = "https://p.example"
+[[routes]]
+name = "one"
+match = { path = "/x/{id}" }
+upstream_path = "/y/{nope}"
+providers = ["p"]
+"#,
+    );
+    assert_eq!(e, ["routes[0].upstream_path: `{nope}` is not a parameter of match.path `/x/{id}`"]);
+}
+
+#[test]
+fn unknown_fields_are_refused_by_the_parser() {
+    for text in [
+        "[[routes]]\nname = \"x\"\nmatch = { path = \"/\" }\nproviders = [\"p\"]\nstrategi = \"priority\"\n",
+        "[[providers]]\nid = \"p\"\nbase_url = \"https://x\"\nbase_uri = \"https://y\"\n",
+        "[serverr]\nlisten = \"127.0.0.1:1\"\n",
+    ] {
+        let r: Result<RawConfig, _> = toml::from_str(text);
+        let msg = r.expect_err(text).to_string();
+        assert!(msg.contains("unknown field"), "{msg}");
+    }
+}
