@@ -20,6 +20,7 @@
 
 extern crate alloc;
 
+pub mod admin;
 pub mod breaker;
 pub mod cache;
 pub mod codec;

@@ -1,0 +1,460 @@
+//! One inbound request: limits, the admin API, the proxy path through core's driver, and the
+//! JSON log line.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
+use hyper::{Request as HttpRequest, Response};
+use mosaic_core::admin::{state_json, CacheStats};
+use mosaic_core::driver::{self, Reply, ReplyBody, RequestLog};
+use mosaic_core::engine::{classify, Endpoint, Request};
+use mosaic_core::http::Method;
+use mosaic_core::problem::{Problem, ProblemKind};
+use mosaic_core::region::Locality;
+
+use crate::host::{wall_now, Body, LocalHost, Shared};
+use crate::server;
+
+/// A fresh request id: 16 hex digits, unique within the process and unpredictable across.
+#[must_use]
+pub fn request_id() -> String {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let mut b = [0u8; 8];
+        if getrandom::fill(&mut b).is_err() {
+            b = (wall_now().as_micros() ^ u64::from(std::process::id())).to_le_bytes();
+        }
+        u64::from_le_bytes(b)
+    });
+    // splitmix64 over seed + counter: distinct for every request of the process
+    let mut z = seed.wrapping_add(
+        COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    format!("{:016x}", z ^ (z >> 31))
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Converts core's reply into a hyper response.
+fn response(reply: Reply<Body>) -> Response<Body> {
+    let mut resp = Response::new(match reply.body {
+        ReplyBody::Bytes(b) => full(b),
+        ReplyBody::Stream(s) => s,
+    });
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+    let h = resp.headers_mut();
+    for (n, v) in &reply.headers {
+        if let (Ok(n), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            h.append(n, v);
+        }
+    }
+    resp
+}
+
+fn problem_response(p: &Problem, id: &str) -> (Response<Body>, RequestLog) {
+    let reply: Reply<Body> = driver::problem(p, id);
+    let log = reply.log.clone();
+    (response(reply), log)
+}
+
+fn json_response(status: u16, v: &serde_json::Value, id: &str) -> Response<Body> {
+    let mut r = Response::new(full(v.to_string()));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(id) {
+        r.headers_mut().insert("x-mosaic-request-id", v);
+    }
+    r
+}
+
+fn log_line(log: &RequestLog, method: &str, path: &str, background: bool) {
+    let providers = log.providers.join(",");
+    tracing::info!(
+        target: "mosaic::access",
+        request_id = %log.request_id,
+        method,
+        path,
+        tenant = log.tenant.as_deref().unwrap_or(""),
+        route = log.route.as_deref().unwrap_or(""),
+        providers = %providers,
+        attempts = log.attempts,
+        status = log.status,
+        latency_ms = log.latency.as_secs_f64() * 1000.0,
+        cache = log.cache,
+        problem = log.problem.unwrap_or(""),
+        give_up = log.give_up.unwrap_or(""),
+        background,
+    );
+}
+
+/// The request's host without a port.
+fn host_of(req: &HttpRequest<Incoming>) -> Option<String> {
+    let raw = req
+        .headers()
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))?;
+    let h = if let Some(rest) = raw.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("").to_string()
+    } else {
+        match raw.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
+            _ => raw,
+        }
+    };
+    Some(h.to_ascii_lowercase())
+}
+
+/// Handles one request; never fails (errors are problem+json responses).
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: HttpRequest<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let id = request_id();
+    let method_text = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let (resp, mut log) = route(shared, req, peer, &id).await;
+    if log.latency.is_zero() {
+        log.latency = started.elapsed();
+    }
+    if log.status == 0 {
+        log.status = resp.status().as_u16();
+    }
+    log_line(&log, &method_text, &path, false);
+    resp
+}
+
+async fn route(
+    shared: Arc<Shared>,
+    req: HttpRequest<Incoming>,
+    peer: SocketAddr,
+    id: &str,
+) -> (Response<Body>, RequestLog) {
+    let live = shared.live();
+    let server = &live.router.config.server;
+    let plain_log = || RequestLog {
+        request_id: id.to_string(),
+        cache: driver::cache_result::BYPASS,
+        ..RequestLog::default()
+    };
+
+    // limits first: nothing else looks at a request that breaks them
+    let head_bytes: u64 = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().len() + v.len() + 4) as u64)
+        .sum();
+    if req.headers().len() > server.max_headers as usize || head_bytes > server.max_header_bytes {
+        let p = Problem::new(
+            ProblemKind::HeadersTooLarge,
+            format!(
+                "request headers exceed the limit ({} headers, {head_bytes} bytes; at most {} headers and {} bytes)",
+                req.headers().len(),
+                server.max_headers,
+                server.max_header_bytes
+            ),
+        );
+        return problem_response(&p, id);
+    }
+    if req.headers().contains_key(TRANSFER_ENCODING) && req.headers().contains_key(CONTENT_LENGTH) {
+        let p = Problem::new(
+            ProblemKind::BadRequest,
+            "both Content-Length and Transfer-Encoding are present: refused (request smuggling)",
+        );
+        return problem_response(&p, id);
+    }
+    let lengths: Vec<&HeaderValue> = req.headers().get_all(CONTENT_LENGTH).iter().collect();
+    let declared = match lengths.as_slice() {
+        [] => None,
+        [one] => match one.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+            Some(n) => Some(n),
+            None => {
+                return problem_response(
+                    &Problem::new(ProblemKind::BadRequest, "Content-Length is not a number"),
+                    id,
+                )
+            }
+        },
+        _ => {
+            return problem_response(
+                &Problem::new(
+                    ProblemKind::BadRequest,
+                    "more than one Content-Length: refused (request smuggling)",
+                ),
+                id,
+            )
+        }
+    };
+    if declared.is_some_and(|n| n > server.max_body_bytes) {
+        let p = Problem::new(
+            ProblemKind::PayloadTooLarge,
+            format!(
+                "request body of {} bytes exceeds the limit of {} bytes",
+                declared.unwrap_or(0),
+                server.max_body_bytes
+            ),
+        );
+        return problem_response(&p, id);
+    }
+    let Some(method) = Method::parse(req.method().as_str()) else {
+        let p = Problem::new(
+            ProblemKind::BadRequest,
+            format!("method {} is not supported; expected GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS", req.method()),
+        );
+        return problem_response(&p, id);
+    };
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| String::from("/"), |pq| pq.as_str().to_string());
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+
+    match classify(&target) {
+        Endpoint::Health => {
+            let ready = shared.store_ok.load(Ordering::Relaxed);
+            let v = serde_json::json!({
+                "status": if ready { "ok" } else { "degraded" },
+                "live": true,
+                "ready": ready,
+                "store": shared.store.kind(),
+                "generation": live.generation,
+                "routes": live.router.config.routes.len(),
+                "providers": live.router.config.providers.len(),
+            });
+            let mut log = plain_log();
+            log.route = Some(String::from("_mosaic"));
+            (json_response(if ready { 200 } else { 503 }, &v, id), log)
+        }
+        Endpoint::Admin(rest) => {
+            if let Err(p) = live.router.check_admin(&headers) {
+                return problem_response(&p, id);
+            }
+            let mut log = plain_log();
+            log.route = Some(String::from("_mosaic"));
+            let rest = rest.split('?').next().unwrap_or(rest);
+            let resp = match (method, rest) {
+                (Method::Get, "metrics") => {
+                    let mut text = {
+                        let s = live.state();
+                        mosaic_core::metrics::render(&live.router.config, &s)
+                    };
+                    let (entries, bytes, cap) = shared.l1.stats();
+                    text.push_str(&format!(
+                        "# HELP mosaic_cache_entries Entries in the in-memory cache.\n# TYPE mosaic_cache_entries gauge\nmosaic_cache_entries {entries}\n\
+                         # HELP mosaic_cache_bytes Bytes in the in-memory cache.\n# TYPE mosaic_cache_bytes gauge\nmosaic_cache_bytes {bytes}\n\
+                         # HELP mosaic_cache_capacity_bytes Bound of the in-memory cache.\n# TYPE mosaic_cache_capacity_bytes gauge\nmosaic_cache_capacity_bytes {cap}\n\
+                         # HELP mosaic_cache_collapsed_total Misses that waited for another request's fetch.\n# TYPE mosaic_cache_collapsed_total counter\nmosaic_cache_collapsed_total {}\n\
+                         # HELP mosaic_connections Open client connections.\n# TYPE mosaic_connections gauge\nmosaic_connections {}\n",
+                        shared.collapser.collapsed.load(Ordering::Relaxed),
+                        shared.connections.load(Ordering::Relaxed)
+                    ));
+                    let mut r = Response::new(full(text));
+                    r.headers_mut()
+                        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+                    r
+                }
+                (Method::Get, "state") => {
+                    let (entries, bytes, capacity_bytes) = shared.l1.stats();
+                    let cache = CacheStats {
+                        entries,
+                        bytes,
+                        capacity_bytes,
+                        store: shared.store.kind().to_string(),
+                        collapsed: shared.collapser.collapsed.load(Ordering::Relaxed),
+                    };
+                    let mut v = {
+                        let s = live.state();
+                        state_json(&live.router, &s, &cache, wall_now())
+                    };
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("generation".into(), live.generation.into());
+                        o.insert("connections".into(), shared.connections.load(Ordering::Relaxed).into());
+                    }
+                    json_response(200, &v, id)
+                }
+                (Method::Post, "reload") => match server::reload(&shared).await {
+                    Ok((generation, warnings)) => json_response(
+                        200,
+                        &serde_json::json!({ "reloaded": true, "generation": generation, "warnings": warnings }),
+                        id,
+                    ),
+                    Err(errors) => {
+                        let p = Problem::new(
+                            ProblemKind::InvalidConfig,
+                            format!("the new configuration was rejected; the old one stays: {}", errors.join("; ")),
+                        );
+                        let mut v: serde_json::Value = serde_json::from_str(&p.to_json(id)).unwrap_or_default();
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("errors".into(), errors.into());
+                        }
+                        let mut r = json_response(p.status(), &v, id);
+                        r.headers_mut()
+                            .insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+                        r
+                    }
+                },
+                _ => {
+                    return problem_response(
+                        &Problem::new(
+                            ProblemKind::NoRoute,
+                            format!(
+                                "{} /_mosaic/{rest} is not an admin endpoint; try GET health, GET metrics, GET state, POST reload",
+                                method.as_str()
+                            ),
+                        ),
+                        id,
+                    )
+                }
+            };
+            (resp, log)
+        }
+        Endpoint::Hook(name) => problem_response(
+            &Problem::new(
+                ProblemKind::NoRoute,
+                format!(
+                    "no webhook endpoint `{}` is served by this host",
+                    name.split('?').next().unwrap_or(name)
+                ),
+            ),
+            id,
+        ),
+        Endpoint::Proxy => {
+            let max_body = server.max_body_bytes;
+            let max_cache_body = usize::try_from(server.max_cache_body_bytes).unwrap_or(usize::MAX);
+            let host = host_of(&req);
+            // bodies are buffered (bounded by max_body_bytes): failover may need to resend them
+            let body = match Limited::new(
+                req.into_body(),
+                usize::try_from(max_body).unwrap_or(usize::MAX),
+            )
+            .collect()
+            .await
+            {
+                Ok(c) => c.to_bytes(),
+                Err(e) => {
+                    let p = if e.is::<http_body_util::LengthLimitError>() {
+                        Problem::new(
+                            ProblemKind::PayloadTooLarge,
+                            format!("request body exceeds the limit of {max_body} bytes"),
+                        )
+                    } else {
+                        Problem::new(
+                            ProblemKind::BadRequest,
+                            format!("could not read the request body: {e}"),
+                        )
+                    };
+                    return problem_response(&p, id);
+                }
+            };
+            let ip = peer.ip().to_string();
+            let request = Request {
+                method,
+                host: host.as_deref(),
+                target: &target,
+                headers: &headers,
+                client_ip: Some(&ip),
+                locality: Locality::default(),
+                id,
+            };
+            let lh = LocalHost::new(Arc::clone(&shared), Arc::clone(&live), body.clone());
+            let reply = driver::handle(&lh, &live.router, &request, max_cache_body).await;
+            if reply.revalidate {
+                let key = lh.looked_up.lock().ok().and_then(|mut k| k.take());
+                if let Some(key) = key {
+                    spawn_revalidate(
+                        &shared,
+                        key,
+                        method,
+                        host.clone(),
+                        target.clone(),
+                        headers.clone(),
+                        ip.clone(),
+                        body,
+                    );
+                }
+            }
+            let log = reply.log.clone();
+            (response(reply), log)
+        }
+    }
+}
+
+/// Runs core's `refresh` for a stale-while-revalidate hit in the background, once per key.
+#[allow(clippy::too_many_arguments)]
+fn spawn_revalidate(
+    shared: &Arc<Shared>,
+    key: String,
+    method: Method,
+    host: Option<String>,
+    target: String,
+    headers: Vec<(String, String)>,
+    ip: String,
+    body: Bytes,
+) {
+    {
+        let Ok(mut set) = shared.revalidating.lock() else {
+            return;
+        };
+        if !set.insert(key.clone()) {
+            return; // already being refreshed
+        }
+    }
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let live = shared.live();
+        let id = request_id();
+        let request = Request {
+            method,
+            host: host.as_deref(),
+            target: &target,
+            headers: &headers,
+            client_ip: Some(&ip),
+            locality: Locality::default(),
+            id: &id,
+        };
+        let lh = LocalHost::new(Arc::clone(&shared), Arc::clone(&live), body);
+        let max_cache_body =
+            usize::try_from(live.router.config.server.max_cache_body_bytes).unwrap_or(usize::MAX);
+        let reply = driver::refresh(&lh, &live.router, &request, max_cache_body).await;
+        // drain a streamed body so the connection returns to the pool
+        if let ReplyBody::Stream(b) = reply.body {
+            let _ = b.collect().await;
+        }
+        let path = target.split('?').next().unwrap_or("").to_string();
+        log_line(&reply.log, method.as_str(), &path, true);
+        if let Ok(mut set) = shared.revalidating.lock() {
+            set.remove(&key);
+        }
+    });
+}

@@ -1,0 +1,310 @@
+//! `mosaic_core::driver::Host` for tokio: the clock, sleeping, state access, upstream fetches,
+//! the two cache tiers with miss collapsing, and body buffering.
+//!
+//! A [`LocalHost`] lives for one request: it holds the request body (an attempt may need to
+//! resend it) and the cache keys this request leads, so that releasing or dropping it wakes
+//! the requests that collapsed onto its miss.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, BodyStream, StreamBody};
+use mosaic_core::cache::{Entry, Freshness};
+use mosaic_core::driver::{Host, UpstreamResponse};
+use mosaic_core::engine::{Attempt, FetchError};
+use mosaic_core::time::Instant;
+use mosaic_core::{Router, State};
+
+use crate::cache::{Collapser, Lead, Turn, L1};
+use crate::store::{Kv, Store, CACHE_PREFIX};
+use crate::upstream::Clients;
+
+/// A boxed error for bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of upstream responses and of our replies.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// Longest a collapsed miss waits for the leader before fetching on its own.
+const COLLAPSE_WAIT: Duration = Duration::from_secs(30);
+
+/// The wall clock as core's [`Instant`] (µs since the Unix epoch), advanced by the monotonic
+/// clock so that it never goes backwards within the process.
+#[must_use]
+pub fn wall_now() -> Instant {
+    static ANCHOR: OnceLock<(u64, std::time::Instant)> = OnceLock::new();
+    let (wall, mono) = ANCHOR.get_or_init(|| {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        (wall, std::time::Instant::now())
+    });
+    Instant::from_micros(wall.saturating_add(mono.elapsed().as_micros() as u64))
+}
+
+/// One configuration generation: the router and its state.
+pub struct Live {
+    /// The router (immutable).
+    pub router: Router,
+    /// Its state, shared by every request.
+    pub state: Mutex<State>,
+    /// Bumped on every reload.
+    pub generation: u64,
+}
+
+impl Live {
+    /// Locks the state (a poisoned lock is still usable: state updates are whole).
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Everything process-wide.
+pub struct Shared {
+    live: RwLock<Arc<Live>>,
+    /// L1 cache.
+    pub l1: L1,
+    /// Miss collapsing.
+    pub collapser: Collapser,
+    /// The store (L2, snapshots).
+    pub store: Store,
+    /// Upstream clients.
+    pub clients: Clients,
+    /// Connections open now.
+    pub connections: AtomicU64,
+    /// Whether the last store operation succeeded (readiness).
+    pub store_ok: AtomicBool,
+    /// Background revalidations in flight, by cache key.
+    pub revalidating: Mutex<std::collections::HashSet<String>>,
+    /// Serialises reloads.
+    pub reload_lock: tokio::sync::Mutex<()>,
+    /// The config file reloads read.
+    pub config_path: std::path::PathBuf,
+}
+
+impl Shared {
+    /// Process-wide state for `live`.
+    #[must_use]
+    pub fn new(
+        live: Live,
+        store: Store,
+        clients: Clients,
+        cache_bytes: u64,
+        config_path: std::path::PathBuf,
+    ) -> Shared {
+        Shared {
+            live: RwLock::new(Arc::new(live)),
+            l1: L1::new(cache_bytes),
+            collapser: Collapser::default(),
+            store,
+            clients,
+            connections: AtomicU64::new(0),
+            store_ok: AtomicBool::new(true),
+            revalidating: Mutex::new(std::collections::HashSet::new()),
+            reload_lock: tokio::sync::Mutex::new(()),
+            config_path,
+        }
+    }
+
+    /// The current generation.
+    pub fn live(&self) -> Arc<Live> {
+        Arc::clone(
+            &self
+                .live
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Replaces the generation.
+    pub fn swap(&self, live: Live) {
+        *self
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(live);
+    }
+}
+
+/// The host of one request.
+pub struct LocalHost {
+    shared: Arc<Shared>,
+    live: Arc<Live>,
+    body: Bytes,
+    leads: Mutex<Vec<Lead>>,
+    /// The cache key this request looked up, if any (to dedupe background revalidation).
+    pub looked_up: Mutex<Option<String>>,
+}
+
+impl LocalHost {
+    /// A host for one request carrying `body`.
+    #[must_use]
+    pub fn new(shared: Arc<Shared>, live: Arc<Live>, body: Bytes) -> LocalHost {
+        LocalHost {
+            shared,
+            live,
+            body,
+            leads: Mutex::new(Vec::new()),
+            looked_up: Mutex::new(None),
+        }
+    }
+
+    async fn lookup(&self, key: &str) -> Option<Bytes> {
+        if let Some(v) = self.shared.l1.get(key) {
+            return Some(v);
+        }
+        if !self.shared.store.is_tiered() {
+            return None;
+        }
+        let full = format!("{CACHE_PREFIX}{key}");
+        match self.shared.store.get(&full).await {
+            Ok(Some(v)) => {
+                self.shared.store_ok.store(true, Ordering::Relaxed);
+                let v = Bytes::from(v);
+                // keep it in L1 for as long as core says the entry is worth keeping
+                if let Ok(e) = Entry::decode(&v) {
+                    let keep = e.swr_until.max(e.sie_until).saturating_since(wall_now());
+                    self.shared.l1.put(key, v.clone(), keep);
+                }
+                Some(v)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.shared.store_ok.store(false, Ordering::Relaxed);
+                tracing::warn!(error = %e, "cache store read failed");
+                None
+            }
+        }
+    }
+}
+
+/// Whether core would serve this entry without going upstream.
+fn servable(bytes: &[u8], now: Instant) -> bool {
+    Entry::decode(bytes).is_ok_and(|e| {
+        matches!(
+            e.freshness(now),
+            Freshness::Fresh | Freshness::StaleWhileRevalidate
+        )
+    })
+}
+
+impl Host for LocalHost {
+    type Body = Body;
+
+    fn now(&self) -> Instant {
+        wall_now()
+    }
+
+    fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.live.state())
+    }
+
+    async fn fetch(&self, attempt: &Attempt) -> Result<UpstreamResponse<Body>, FetchError> {
+        let timeout = attempt.deadline.saturating_since(wall_now());
+        if timeout.is_zero() {
+            return Err(FetchError::Timeout);
+        }
+        self.shared
+            .clients
+            .send(attempt, self.body.clone(), timeout)
+            .await
+    }
+
+    async fn sleep_until(&self, t: Instant) {
+        let d = t.saturating_since(wall_now());
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
+        if let Ok(mut k) = self.looked_up.lock() {
+            *k = Some(key.to_string());
+        }
+        let mut waited = false;
+        loop {
+            let found = self.lookup(key).await;
+            if found.as_deref().is_some_and(|b| servable(b, wall_now())) || waited {
+                return found.map(|b| b.to_vec());
+            }
+            match self.shared.collapser.join(key) {
+                Turn::Lead(lead) => {
+                    if let Ok(mut l) = self.leads.lock() {
+                        l.push(lead);
+                    }
+                    return found.map(|b| b.to_vec());
+                }
+                Turn::Wait(mut rx) => {
+                    self.shared
+                        .collapser
+                        .collapsed
+                        .fetch_add(1, Ordering::Relaxed);
+                    let _ = tokio::time::timeout(COLLAPSE_WAIT, rx.changed()).await;
+                    waited = true;
+                }
+            }
+        }
+    }
+
+    async fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+        let v = Bytes::from(value);
+        self.shared.l1.put(key, v.clone(), ttl);
+        if self.shared.store.is_tiered() {
+            let full = format!("{CACHE_PREFIX}{key}");
+            let r = self
+                .shared
+                .store
+                .put(&full, v.to_vec(), Some(ttl), false)
+                .await;
+            self.shared.store_ok.store(r.is_ok(), Ordering::Relaxed);
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "cache store write failed");
+            }
+        }
+    }
+
+    fn cache_release(&self, key: &str) {
+        if let Ok(mut l) = self.leads.lock() {
+            l.retain(|lead| lead.key() != key);
+        }
+    }
+
+    async fn read_body(&self, body: Body, cap: usize) -> Result<Vec<u8>, Body> {
+        if hyper::body::Body::size_hint(&body).lower() > cap as u64 {
+            return Err(body);
+        }
+        let mut stream = BodyStream::new(body);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut chunks: Vec<Bytes> = Vec::new();
+        while let Some(frame) = stream.next().await {
+            match frame {
+                Ok(f) => {
+                    let Ok(data) = f.into_data() else { continue };
+                    if buf.len() + data.len() > cap {
+                        // too large to cache: hand back what was read followed by the rest
+                        chunks.push(Bytes::from(std::mem::take(&mut buf)));
+                        chunks.push(data);
+                        let head = futures_util::stream::iter(
+                            chunks.into_iter().map(|c| Ok(hyper::body::Frame::data(c))),
+                        );
+                        let rest = stream.map(|r| r);
+                        return Err(BodyExt::boxed(StreamBody::new(head.chain(rest))));
+                    }
+                    buf.extend_from_slice(&data);
+                }
+                Err(e) => {
+                    // the body broke: stream what we have, then the error
+                    let head = futures_util::stream::iter([
+                        Ok(hyper::body::Frame::data(Bytes::from(buf))),
+                        Err(e),
+                    ]);
+                    return Err(BodyExt::boxed(StreamBody::new(head)));
+                }
+            }
+        }
+        Ok(buf)
+    }
+}

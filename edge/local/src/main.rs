@@ -1,0 +1,28 @@
+//! `mosaic`: the native Mosaic Edge server and command line — the embedded default.
+//!
+//! `cargo run --release` at the repository root serves `examples/mosaic.toml` on
+//! `127.0.0.1:8787` with no account, cloud or service. The binary decides nothing itself: it
+//! translates sockets, clocks and stores into `mosaic-core`'s types and executes what core asks.
+//!
+//! Modules, one concern each:
+//! - [`cli`]: the command line (`serve`, `check`, `explain`, `version`) and config loading;
+//! - [`server`]: listening, connection limits, graceful shutdown, reload, state sync;
+//! - [`app`]: one request: limits, admin endpoints, the proxy path, the log line;
+//! - [`host`]: `mosaic_core::driver::Host` for tokio: fetch, sleep, clock, cache;
+//! - [`upstream`]: the HTTP client with its private-address guard;
+//! - [`cache`]: the L1 in-memory LRU bounded in bytes and miss collapsing;
+//! - [`store`]: the key-value store behind L1 and the state snapshot (memory, redb, Redis).
+
+mod app;
+mod cache;
+mod cli;
+mod host;
+mod server;
+mod store;
+mod upstream;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

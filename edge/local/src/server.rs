@@ -1,0 +1,390 @@
+//! Serving: the listener, the connection limit, graceful shutdown, reload (admin and SIGHUP)
+//! and the state snapshot kept in the store.
+//!
+//! State sync: core's `State::material` counts material changes (breaker transitions,
+//! cooldowns, limiter and quota updates). Every sync tick, a changed state is encoded with
+//! core's `snapshot::encode` and written to the store; with a shared store (Redis) an
+//! unchanged instance reads the snapshot back and adopts what others wrote
+//! (`snapshot::decode_into`), so a breaker opened by one instance is open for all within a
+//! tick. Concurrent writers: the last one wins (state is advisory; each instance keeps
+//! protecting itself between syncs).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use mosaic_core::problem::{Problem, ProblemKind};
+use mosaic_core::{snapshot, State};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::cli::{self, Loaded, DEFAULT_LISTEN};
+use crate::host::{Live, Shared};
+use crate::store::{Kv, Store, STATE_KEY};
+use crate::upstream::Clients;
+
+/// Sync period with a shared store.
+const SYNC_SHARED: Duration = Duration::from_millis(200);
+/// Sync period with a file store.
+const SYNC_FILE: Duration = Duration::from_secs(1);
+
+fn seed() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        b = crate::host::wall_now().as_micros().to_le_bytes();
+    }
+    u64::from_le_bytes(b)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// Runs the server until SIGTERM/SIGINT.
+pub fn run(loaded: Loaded, listen: Option<String>) -> ExitCode {
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(serve(loaded, listen)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            tracing::error!(error = %e, "mosaic stopped");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn admin_hint(router: &mosaic_core::Router) -> Option<String> {
+    match &router.config.admin_token {
+        Some(r @ mosaic_core::config::SecretRef::Env(name)) if router.secret(r).is_none() => Some(format!(
+            "the admin API is closed: set {name} (e.g. `export {name}=$(openssl rand -hex 16)`) to use /_mosaic/metrics, /_mosaic/state and /_mosaic/reload; /_mosaic/health stays open"
+        )),
+        _ => None,
+    }
+}
+
+async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
+    let store = Store::open(&loaded.config)
+        .await
+        .map_err(|e| format!("{}: store: {e}", loaded.path.display()))?;
+    let listen = listen
+        .or_else(|| loaded.config.server.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let router = cli::router(loaded.config);
+    for w in &router.warnings {
+        tracing::warn!(warning = %w, "config");
+    }
+    if let Some(h) = admin_hint(&router) {
+        tracing::warn!(warning = %h, "admin");
+    }
+    let mut state = State::new(&router.config, seed());
+    match store.get(STATE_KEY).await {
+        Ok(Some(bytes)) => match snapshot::decode_into(&router.config, &mut state, &bytes) {
+            Ok(()) => tracing::info!(store = store.kind(), "state restored from the store"),
+            Err(e) => tracing::warn!(error = %e, "state snapshot ignored"),
+        },
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "state snapshot unreadable"),
+    }
+    let server_cfg = router.config.server.clone();
+    let clients = Clients::new()?;
+    let live = Live {
+        router,
+        state: Mutex::new(state),
+        generation: 1,
+    };
+    let shared = Arc::new(Shared::new(
+        live,
+        store,
+        clients,
+        server_cfg.cache_bytes,
+        loaded.path.clone(),
+    ));
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("listen address `{listen}` is invalid: {e}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        listen = %local,
+        config = %loaded.path.display(),
+        store = shared.store.kind(),
+        "mosaic listening on http://{local}"
+    );
+
+    let sync = tokio::spawn(sync_loop(Arc::clone(&shared)));
+    let limit = Arc::new(Semaphore::new(server_cfg.max_connections as usize));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut hup = hangups();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = hup.recv() => {
+                match reload(&shared).await {
+                    Ok((g, warnings)) => tracing::info!(generation = g, warnings = ?warnings, "configuration reloaded (SIGHUP)"),
+                    Err(errors) => tracing::error!(errors = ?errors, "configuration rejected (SIGHUP); the old one stays"),
+                }
+            }
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                    tokio::spawn(refuse(stream, server_cfg.max_connections));
+                    continue;
+                };
+                let shared2 = Arc::clone(&shared);
+                let max_head = usize::try_from(shared.live().router.config.server.max_header_bytes).unwrap_or(usize::MAX);
+                let svc = service_fn(move |req| {
+                    let shared = Arc::clone(&shared2);
+                    async move { Ok::<_, std::convert::Infallible>(crate::app::handle(shared, req, peer).await) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .max_buf_size(max_head.saturating_add(16 << 10).max(8192))
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
+                let shared3 = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    shared3.connections.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    shared3.connections.fetch_sub(1, Ordering::Relaxed);
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    let grace = Duration::from_millis(server_cfg.shutdown_grace_ms);
+    tracing::info!(
+        grace_ms = server_cfg.shutdown_grace_ms,
+        "shutting down: no new connections, finishing in-flight requests"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over: closing the remaining connections");
+    }
+    sync.abort();
+    persist(&shared).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Answers 503 problem+json on a connection beyond the limit and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream, max: u32) {
+    let p = Problem::new(
+        ProblemKind::Internal,
+        format!("connection limit reached ({max} open connections); retry shortly"),
+    );
+    let body = p.to_json("-").replace("\"status\":500", "\"status\":503");
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(body.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// SIGHUP as a stream of notifications (never fires where unsupported).
+struct Hangups {
+    #[cfg(unix)]
+    sig: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.sig {
+            if s.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
+fn hangups() -> Hangups {
+    Hangups {
+        #[cfg(unix)]
+        sig: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+    }
+}
+
+/// Re-reads the config file. A bad config is rejected with its errors and the old one stays;
+/// a good one replaces it, carrying state over.
+///
+/// # Errors
+/// Every error of the new config, with its key path.
+pub async fn reload(shared: &Shared) -> Result<(u64, Vec<String>), Vec<String>> {
+    let _serial = shared.reload_lock.lock().await;
+    let path = shared.config_path.clone();
+    let loaded = tokio::task::spawn_blocking(move || cli::load(&path))
+        .await
+        .map_err(|e| vec![e.to_string()])??;
+    let old = shared.live();
+    let router = cli::router(loaded.config);
+    let mut warnings = router.warnings.clone();
+    if router.config.store != old.router.config.store {
+        warnings.push(String::from("[store] changed: restart to apply"));
+    }
+    if router.config.server.listen != old.router.config.server.listen {
+        warnings.push(String::from("[server] listen changed: restart to apply"));
+    }
+    if router.config.server.max_connections != old.router.config.server.max_connections
+        || router.config.server.cache_bytes != old.router.config.server.cache_bytes
+    {
+        warnings.push(String::from(
+            "[server] max_connections / cache_bytes changed: restart to apply",
+        ));
+    }
+    let state = {
+        let s = old.state();
+        snapshot::carry_over(&old.router.config, &s, &router.config, seed())
+    };
+    let generation = old.generation + 1;
+    shared.swap(Live {
+        router,
+        state: Mutex::new(state),
+        generation,
+    });
+    Ok((generation, warnings))
+}
+
+/// Keeps the store's snapshot in step with the state (see the module docs).
+async fn sync_loop(shared: Arc<Shared>) {
+    let period = match shared.store.kind() {
+        "redis" => SYNC_SHARED,
+        "file" => SYNC_FILE,
+        _ => return,
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen: Option<(u64, u64)> = None; // (generation, material)
+    let mut last: Vec<u8> = Vec::new();
+    loop {
+        tick.tick().await;
+        let live = shared.live();
+        let (material, bytes) = {
+            let s = live.state();
+            let changed = seen != Some((live.generation, s.material));
+            (
+                s.material,
+                changed.then(|| snapshot::encode(&live.router.config, &s)),
+            )
+        };
+        if let Some(bytes) = bytes {
+            match shared.store.put(STATE_KEY, bytes.clone(), None, true).await {
+                Ok(()) => {
+                    shared.store_ok.store(true, Ordering::Relaxed);
+                    seen = Some((live.generation, material));
+                    last = bytes;
+                }
+                Err(e) => {
+                    shared.store_ok.store(false, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "state snapshot write failed");
+                }
+            }
+        } else if shared.store.is_shared() {
+            match shared.store.get(STATE_KEY).await {
+                Ok(Some(remote)) if remote != last => {
+                    let mut s = live.state();
+                    let material = s.material;
+                    match snapshot::decode_into(&live.router.config, &mut s, &remote) {
+                        Ok(()) => {
+                            // adopting is not a local change: do not write it back
+                            s.material = material;
+                            tracing::debug!("adopted the shared state snapshot");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "shared state snapshot ignored"),
+                    }
+                    last = remote;
+                    shared.store_ok.store(true, Ordering::Relaxed);
+                }
+                Ok(_) => shared.store_ok.store(true, Ordering::Relaxed),
+                Err(e) => {
+                    shared.store_ok.store(false, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "state snapshot read failed");
+                }
+            }
+        }
+    }
+}
+
+/// Writes the final snapshot on shutdown.
+async fn persist(shared: &Shared) {
+    if !shared.store.is_tiered() {
+        return;
+    }
+    let live = shared.live();
+    let bytes = {
+        let s = live.state();
+        snapshot::encode(&live.router.config, &s)
+    };
+    match shared.store.put(STATE_KEY, bytes, None, true).await {
+        Ok(()) => tracing::info!(store = shared.store.kind(), "state persisted"),
+        Err(e) => tracing::warn!(error = %e, "state could not be persisted"),
+    }
+}

@@ -1,0 +1,171 @@
+//! The upstream HTTP client: executes core's `Attempt` (URL, headers, deadline) and classifies
+//! failures into core's `FetchError`, refusing private addresses unless the provider allows them.
+//!
+//! Two pooled clients share the work: the strict one resolves names through [`GuardedResolver`],
+//! which refuses a name that resolves to a private, loopback, link-local or otherwise internal
+//! address (judged by core's `target::is_private_host`), so DNS cannot smuggle a request inside;
+//! the open one is for providers with `allow_private = true`. IP literals are checked before
+//! connecting. Redirects are never followed: the caller gets them as they are.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use mosaic_core::driver::UpstreamResponse;
+use mosaic_core::engine::{Attempt, FetchError};
+use mosaic_core::target::is_private_host;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::host::Body;
+
+/// The error a guarded resolution returns; found again in the error chain to answer
+/// [`FetchError::Forbidden`] rather than a plain connect failure.
+#[derive(Debug)]
+struct ForbiddenAddress(String);
+
+impl std::fmt::Display for ForbiddenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` resolves to a private address", self.0)
+    }
+}
+
+impl std::error::Error for ForbiddenAddress {}
+
+/// A resolver that refuses names resolving to any internal address.
+struct GuardedResolver;
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addrs.is_empty() || addrs.iter().any(|a| is_private_host(&a.ip().to_string())) {
+                return Err(
+                    Box::new(ForbiddenAddress(host)) as Box<dyn std::error::Error + Send + Sync>
+                );
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The pooled clients.
+pub struct Clients {
+    strict: reqwest::Client,
+    open: reqwest::Client,
+}
+
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .user_agent(concat!("mosaic-edge/", env!("CARGO_PKG_VERSION")))
+}
+
+impl Clients {
+    /// Builds both clients.
+    ///
+    /// # Errors
+    /// When TLS cannot be initialised.
+    pub fn new() -> Result<Clients, String> {
+        let strict = builder()
+            .dns_resolver(std::sync::Arc::new(GuardedResolver))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let open = builder()
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Clients { strict, open })
+    }
+
+    /// Performs `a` with `body`, giving up after `timeout`.
+    pub async fn send(
+        &self,
+        a: &Attempt,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<UpstreamResponse<Body>, FetchError> {
+        let url = reqwest::Url::parse(&a.url).map_err(|_| FetchError::Connect)?;
+        if !a.allow_private {
+            let literal = match url.host() {
+                Some(url::Host::Ipv4(ip)) => Some(ip.to_string()),
+                Some(url::Host::Ipv6(ip)) => Some(ip.to_string()),
+                Some(url::Host::Domain(d)) => is_private_host(d).then(|| d.to_string()),
+                None => None,
+            };
+            if literal.is_some_and(|h| is_private_host(&h)) {
+                return Err(FetchError::Forbidden);
+            }
+        }
+        let method = reqwest::Method::from_bytes(a.method.as_str().as_bytes())
+            .map_err(|_| FetchError::Connect)?;
+        let client = if a.allow_private {
+            &self.open
+        } else {
+            &self.strict
+        };
+        let mut headers = reqwest::header::HeaderMap::with_capacity(a.headers.len());
+        for (n, v) in &a.headers {
+            if let (Ok(n), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(n.as_bytes()),
+                reqwest::header::HeaderValue::from_str(v),
+            ) {
+                headers.append(n, v);
+            }
+        }
+        let mut req = client.request(method, url).headers(headers);
+        if !body.is_empty() {
+            req = req.body(body);
+        }
+        let resp = match tokio::time::timeout(timeout, req.send()).await {
+            Err(_) => return Err(FetchError::Timeout),
+            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let stream = resp
+            .bytes_stream()
+            .map_ok(Frame::data)
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body: BodyExt::boxed(StreamBody::new(stream)),
+        })
+    }
+}
+
+/// Classifies a client error once, here.
+fn classify(e: &reqwest::Error) -> FetchError {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if s.is::<ForbiddenAddress>() {
+            return FetchError::Forbidden;
+        }
+        src = s.source();
+    }
+    if e.is_timeout() {
+        FetchError::Timeout
+    } else if e.is_connect() {
+        FetchError::Connect
+    } else {
+        FetchError::Reset
+    }
+}
