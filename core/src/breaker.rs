@@ -303,7 +303,13 @@ impl Breaker {
     }
 
     /// Records a finished call. `probe` says whether [`Breaker::admit`] returned `Probe` for it.
-    pub fn record(&mut self, policy: &BreakerPolicy, result: CallResult, probe: bool, now: Instant) {
+    pub fn record(
+        &mut self,
+        policy: &BreakerPolicy,
+        result: CallResult,
+        probe: bool,
+        now: Instant,
+    ) {
         match self.state {
             State::HalfOpen {
                 in_flight,
@@ -350,7 +356,9 @@ impl Breaker {
             .checked_mul(1u32 << shift)
             .unwrap_or(policy.open_max)
             .min(policy.open_max);
-        self.state = State::Open { until: now + period };
+        self.state = State::Open {
+            until: now + period,
+        };
         self.reset_window();
     }
 
@@ -427,7 +435,9 @@ impl Breaker {
                 self.buckets
                     .iter()
                     .filter(|b| b.calls > 0 && b.second >= oldest && b.second <= sec)
-                    .fold((0, 0, 0), |(c, f, s), b| (c + b.calls, f + b.failures, s + b.slow))
+                    .fold((0, 0, 0), |(c, f, s), b| {
+                        (c + b.calls, f + b.failures, s + b.slow)
+                    })
             }
         }
     }
@@ -437,9 +447,18 @@ impl Breaker {
 mod tests {
     use super::*;
 
-    const FAIL: CallResult = CallResult { failure: true, slow: false };
-    const OK: CallResult = CallResult { failure: false, slow: false };
-    const SLOW: CallResult = CallResult { failure: false, slow: true };
+    const FAIL: CallResult = CallResult {
+        failure: true,
+        slow: false,
+    };
+    const OK: CallResult = CallResult {
+        failure: false,
+        slow: false,
+    };
+    const SLOW: CallResult = CallResult {
+        failure: false,
+        slow: true,
+    };
 
     fn t(ms: u64) -> Instant {
         Instant::from_millis(ms)
@@ -447,14 +466,22 @@ mod tests {
 
     #[test]
     fn opens_at_threshold_only_after_min_calls() {
-        let p = BreakerPolicy { window: Window::Count(10), min_calls: 4, failure_rate: 0.5, ..Default::default() };
+        let p = BreakerPolicy {
+            window: Window::Count(10),
+            min_calls: 4,
+            failure_rate: 0.5,
+            ..Default::default()
+        };
         let mut b = Breaker::new(&p);
         b.record(&p, FAIL, false, t(0));
         b.record(&p, FAIL, false, t(1));
         b.record(&p, FAIL, false, t(2));
         assert_eq!(b.state(), State::Closed, "3 calls < min_calls");
         b.record(&p, OK, false, t(3));
-        assert!(matches!(b.state(), State::Open { .. }), "3/4 failures ≥ 50%");
+        assert!(
+            matches!(b.state(), State::Open { .. }),
+            "3/4 failures ≥ 50%"
+        );
     }
 
     #[test]
@@ -477,7 +504,11 @@ mod tests {
         assert!(b.would_admit(&p, t(1000)));
         assert_eq!(b.admit(&p, t(1000)), Admission::Probe);
         assert_eq!(b.admit(&p, t(1000)), Admission::Probe);
-        assert_eq!(b.admit(&p, t(1000)), Admission::Reject(Instant::MAX), "only 2 probes");
+        assert_eq!(
+            b.admit(&p, t(1000)),
+            Admission::Reject(Instant::MAX),
+            "only 2 probes"
+        );
         b.record(&p, OK, true, t(1100));
         assert!(matches!(b.state(), State::HalfOpen { successes: 1, .. }));
         b.record(&p, OK, true, t(1200));
@@ -500,7 +531,9 @@ mod tests {
         let mut periods = Vec::new();
         b.record(&p, FAIL, false, now);
         for _ in 0..5 {
-            let State::Open { until } = b.state() else { panic!("should be open") };
+            let State::Open { until } = b.state() else {
+                panic!("should be open")
+            };
             periods.push((until - now).as_secs());
             now = until;
             assert_eq!(b.admit(&p, now), Admission::Probe);
@@ -511,7 +544,13 @@ mod tests {
 
     #[test]
     fn slow_calls_open_and_late_results_are_ignored() {
-        let p = BreakerPolicy { window: Window::Count(4), min_calls: 2, slow_rate: 0.5, failure_rate: 1.0, ..Default::default() };
+        let p = BreakerPolicy {
+            window: Window::Count(4),
+            min_calls: 2,
+            slow_rate: 0.5,
+            failure_rate: 1.0,
+            ..Default::default()
+        };
         let mut b = Breaker::new(&p);
         b.record(&p, SLOW, false, t(0));
         b.record(&p, SLOW, false, t(0));
@@ -523,7 +562,12 @@ mod tests {
 
     #[test]
     fn time_window_forgets_old_seconds() {
-        let p = BreakerPolicy { window: Window::Time(2), min_calls: 3, failure_rate: 0.5, ..Default::default() };
+        let p = BreakerPolicy {
+            window: Window::Time(2),
+            min_calls: 3,
+            failure_rate: 0.5,
+            ..Default::default()
+        };
         let mut b = Breaker::new(&p);
         b.record(&p, FAIL, false, t(0));
         b.record(&p, FAIL, false, t(100));

@@ -90,7 +90,11 @@ impl CacheControl {
 
 /// Whether a request may be answered from or stored in the cache at all.
 #[must_use]
-pub fn request_cacheable<H: Headers + ?Sized>(policy: &CachePolicy, method: Method, headers: &H) -> bool {
+pub fn request_cacheable<H: Headers + ?Sized>(
+    policy: &CachePolicy,
+    method: Method,
+    headers: &H,
+) -> bool {
     if !policy.enabled || !matches!(method, Method::Get | Method::Head) {
         return false;
     }
@@ -112,7 +116,11 @@ pub fn key<H: Headers + ?Sized>(
 ) -> String {
     let mut h = Sha256::new();
     // HEAD is answered from GET entries
-    h.update(if method == Method::Head { "GET" } else { method.as_str() });
+    h.update(if method == Method::Head {
+        "GET"
+    } else {
+        method.as_str()
+    });
     h.update([0]);
     h.update(host.to_ascii_lowercase());
     h.update([0]);
@@ -160,7 +168,12 @@ impl Lifetimes {
 
 /// Whether and for how long a response may be stored.
 #[must_use]
-pub fn storable<H: Headers + ?Sized>(policy: &CachePolicy, status: u16, headers: &H, now: Instant) -> Option<Lifetimes> {
+pub fn storable<H: Headers + ?Sized>(
+    policy: &CachePolicy,
+    status: u16,
+    headers: &H,
+    now: Instant,
+) -> Option<Lifetimes> {
     if !policy.enabled || !CACHEABLE.contains(&status) {
         return None;
     }
@@ -168,20 +181,27 @@ pub fn storable<H: Headers + ?Sized>(policy: &CachePolicy, status: u16, headers:
     if cc.no_store || cc.private {
         return None;
     }
-    if headers.header_all("vary").any(|v| v.split(',').any(|t| t.trim() == "*")) {
+    if headers
+        .header_all("vary")
+        .any(|v| v.split(',').any(|t| t.trim() == "*"))
+    {
         return None;
     }
     if headers.header("set-cookie").is_some() && !policy.override_upstream {
         return None;
     }
-    let upstream = cc.s_maxage.or(cc.max_age).map(Duration::from_secs).or_else(|| {
-        let exp = crate::httpdate::parse_http_date(headers.header("expires")?)?;
-        let date = headers
-            .header("date")
-            .and_then(crate::httpdate::parse_http_date)
-            .unwrap_or(now);
-        Some(exp.saturating_since(date))
-    });
+    let upstream = cc
+        .s_maxage
+        .or(cc.max_age)
+        .map(Duration::from_secs)
+        .or_else(|| {
+            let exp = crate::httpdate::parse_http_date(headers.header("expires")?)?;
+            let date = headers
+                .header("date")
+                .and_then(crate::httpdate::parse_http_date)
+                .unwrap_or(now);
+            Some(exp.saturating_since(date))
+        });
     let fresh = if policy.override_upstream {
         policy.ttl
     } else if cc.no_cache {
@@ -267,7 +287,10 @@ impl Entry {
     ) -> Entry {
         let fresh_until = now + life.fresh;
         let mut vary = Vec::new();
-        for v in headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("vary")) {
+        for v in headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("vary"))
+        {
             for name in v.1.split(',') {
                 let name = name.trim().to_ascii_lowercase();
                 if name.is_empty() {
@@ -378,7 +401,10 @@ mod tests {
     use alloc::vec;
 
     fn pol() -> CachePolicy {
-        CachePolicy { enabled: true, ..Default::default() }
+        CachePolicy {
+            enabled: true,
+            ..Default::default()
+        }
     }
     fn s(v: &str) -> String {
         String::from(v)
@@ -386,9 +412,18 @@ mod tests {
 
     #[test]
     fn cache_control_parsing() {
-        let cc = CacheControl::parse(["public, max-age=60, s-maxage=\"120\"", "stale-while-revalidate=30,Stale-If-Error=300"].into_iter());
+        let cc = CacheControl::parse(
+            [
+                "public, max-age=60, s-maxage=\"120\"",
+                "stale-while-revalidate=30,Stale-If-Error=300",
+            ]
+            .into_iter(),
+        );
         assert!(cc.public && !cc.no_store);
-        assert_eq!((cc.max_age, cc.s_maxage, cc.swr, cc.sie), (Some(60), Some(120), Some(30), Some(300)));
+        assert_eq!(
+            (cc.max_age, cc.s_maxage, cc.swr, cc.sie),
+            (Some(60), Some(120), Some(30), Some(300))
+        );
         let cc = CacheControl::parse(["no-store, max-age=bogus"].into_iter());
         assert!(cc.no_store);
         assert_eq!(cc.max_age, Some(0));
@@ -399,56 +434,158 @@ mod tests {
         let now = Instant::from_secs(1_000_000);
         let p = pol();
         let life = |h: &[(&str, &str)]| storable(&p, 200, h, now);
-        assert_eq!(life(&[("cache-control", "max-age=60")]).unwrap().fresh, Duration::from_secs(60));
-        assert_eq!(life(&[("cache-control", "max-age=60, s-maxage=10")]).unwrap().fresh, Duration::from_secs(10));
-        assert_eq!(life(&[("cache-control", "no-store, max-age=60")]), None);
-        assert_eq!(life(&[("cache-control", "private, max-age=60")]), None);
-        assert_eq!(life(&[("cache-control", "max-age=60"), ("vary", "Accept, *")]), None);
-        assert_eq!(life(&[("cache-control", "max-age=60"), ("set-cookie", "a=b")]), None);
-        assert_eq!(life(&[]), None, "no freshness and no route TTL");
         assert_eq!(
-            life(&[("expires", "Mon, 12 Jan 1970 13:46:50 GMT"), ("date", "Mon, 12 Jan 1970 13:46:40 GMT")]).unwrap().fresh,
+            life(&[("cache-control", "max-age=60")]).unwrap().fresh,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            life(&[("cache-control", "max-age=60, s-maxage=10")])
+                .unwrap()
+                .fresh,
             Duration::from_secs(10)
         );
-        let sie = life(&[("cache-control", "max-age=5, stale-if-error=100, stale-while-revalidate=7")]).unwrap();
-        assert_eq!((sie.swr, sie.sie), (Duration::from_secs(7), Duration::from_secs(100)));
-        assert_eq!(life(&[("cache-control", "max-age=5, stale-if-error=100, must-revalidate")]).unwrap().sie, Duration::ZERO);
-        assert_eq!(storable(&p, 500, &[("cache-control", "max-age=60")][..], now), None);
-        let with_ttl = CachePolicy { ttl: Duration::from_secs(30), ..pol() };
-        assert_eq!(storable(&with_ttl, 200, &[][..] as &[(&str, &str)], now).unwrap().fresh, Duration::from_secs(30));
-        let over = CachePolicy { ttl: Duration::from_secs(30), override_upstream: true, ..pol() };
-        assert_eq!(storable(&over, 200, &[("cache-control", "max-age=1")][..], now).unwrap().fresh, Duration::from_secs(30));
-        assert_eq!(storable(&over, 200, &[("cache-control", "no-store")][..], now), None);
+        assert_eq!(life(&[("cache-control", "no-store, max-age=60")]), None);
+        assert_eq!(life(&[("cache-control", "private, max-age=60")]), None);
+        assert_eq!(
+            life(&[("cache-control", "max-age=60"), ("vary", "Accept, *")]),
+            None
+        );
+        assert_eq!(
+            life(&[("cache-control", "max-age=60"), ("set-cookie", "a=b")]),
+            None
+        );
+        assert_eq!(life(&[]), None, "no freshness and no route TTL");
+        assert_eq!(
+            life(&[
+                ("expires", "Mon, 12 Jan 1970 13:46:50 GMT"),
+                ("date", "Mon, 12 Jan 1970 13:46:40 GMT")
+            ])
+            .unwrap()
+            .fresh,
+            Duration::from_secs(10)
+        );
+        let sie = life(&[(
+            "cache-control",
+            "max-age=5, stale-if-error=100, stale-while-revalidate=7",
+        )])
+        .unwrap();
+        assert_eq!(
+            (sie.swr, sie.sie),
+            (Duration::from_secs(7), Duration::from_secs(100))
+        );
+        assert_eq!(
+            life(&[(
+                "cache-control",
+                "max-age=5, stale-if-error=100, must-revalidate"
+            )])
+            .unwrap()
+            .sie,
+            Duration::ZERO
+        );
+        assert_eq!(
+            storable(&p, 500, &[("cache-control", "max-age=60")][..], now),
+            None
+        );
+        let with_ttl = CachePolicy {
+            ttl: Duration::from_secs(30),
+            ..pol()
+        };
+        assert_eq!(
+            storable(&with_ttl, 200, &[][..] as &[(&str, &str)], now)
+                .unwrap()
+                .fresh,
+            Duration::from_secs(30)
+        );
+        let over = CachePolicy {
+            ttl: Duration::from_secs(30),
+            override_upstream: true,
+            ..pol()
+        };
+        assert_eq!(
+            storable(&over, 200, &[("cache-control", "max-age=1")][..], now)
+                .unwrap()
+                .fresh,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            storable(&over, 200, &[("cache-control", "no-store")][..], now),
+            None
+        );
         let off = CachePolicy::default();
-        assert_eq!(storable(&off, 200, &[("cache-control", "max-age=60")][..], now), None);
+        assert_eq!(
+            storable(&off, 200, &[("cache-control", "max-age=60")][..], now),
+            None
+        );
     }
 
     #[test]
     fn keys_are_tenant_scoped_and_vary() {
-        let p = CachePolicy { vary: vec![s("accept")], ..pol() };
+        let p = CachePolicy {
+            vary: vec![s("accept")],
+            ..pol()
+        };
         let h1 = [("accept", "application/json")];
         let h2 = [("accept", "text/html")];
         let a = key("t1", "r", Method::Get, "h", "/x?a=1", &p, &h1[..]);
         assert!(a.starts_with("t1:r:"));
         let other = key("t2", "r", Method::Get, "h", "/x?a=1", &p, &h1[..]);
-        assert!(other.starts_with("t2:r:"), "different tenant, different namespace: {other}");
-        assert_ne!(a.split(':').nth(2), key("t1", "r", Method::Get, "h", "/x?a=2", &p, &h1[..]).split(':').nth(2));
+        assert!(
+            other.starts_with("t2:r:"),
+            "different tenant, different namespace: {other}"
+        );
+        assert_ne!(
+            a.split(':').nth(2),
+            key("t1", "r", Method::Get, "h", "/x?a=2", &p, &h1[..])
+                .split(':')
+                .nth(2)
+        );
         assert_ne!(a, key("t1", "r", Method::Get, "h", "/x?a=1", &p, &h2[..]));
-        assert_eq!(a, key("t1", "r", Method::Head, "H", "/x?a=1", &p, &h1[..]), "HEAD shares GET; host case-insensitive");
+        assert_eq!(
+            a,
+            key("t1", "r", Method::Head, "H", "/x?a=1", &p, &h1[..]),
+            "HEAD shares GET; host case-insensitive"
+        );
         assert!(request_cacheable(&p, Method::Get, &h1[..]));
         assert!(!request_cacheable(&p, Method::Post, &h1[..]));
-        assert!(!request_cacheable(&p, Method::Get, &[("cache-control", "no-store")][..]));
+        assert!(!request_cacheable(
+            &p,
+            Method::Get,
+            &[("cache-control", "no-store")][..]
+        ));
     }
 
     #[test]
     fn entry_freshness_and_round_trip() {
         let now = Instant::from_secs(100);
-        let life = Lifetimes { fresh: Duration::from_secs(10), swr: Duration::from_secs(5), sie: Duration::from_secs(60) };
-        let e = Entry::new(now, life, 200, vec![(s("content-type"), s("text/plain")), (s("vary"), s("Accept"))], &[("accept", "a/b")][..], b"hello".to_vec());
+        let life = Lifetimes {
+            fresh: Duration::from_secs(10),
+            swr: Duration::from_secs(5),
+            sie: Duration::from_secs(60),
+        };
+        let e = Entry::new(
+            now,
+            life,
+            200,
+            vec![
+                (s("content-type"), s("text/plain")),
+                (s("vary"), s("Accept")),
+            ],
+            &[("accept", "a/b")][..],
+            b"hello".to_vec(),
+        );
         assert_eq!(e.freshness(now + Duration::from_secs(9)), Freshness::Fresh);
-        assert_eq!(e.freshness(now + Duration::from_secs(12)), Freshness::StaleWhileRevalidate);
-        assert_eq!(e.freshness(now + Duration::from_secs(30)), Freshness::StaleIfError);
-        assert_eq!(e.freshness(now + Duration::from_secs(71)), Freshness::Expired);
+        assert_eq!(
+            e.freshness(now + Duration::from_secs(12)),
+            Freshness::StaleWhileRevalidate
+        );
+        assert_eq!(
+            e.freshness(now + Duration::from_secs(30)),
+            Freshness::StaleIfError
+        );
+        assert_eq!(
+            e.freshness(now + Duration::from_secs(71)),
+            Freshness::Expired
+        );
         assert!(e.matches_vary(&[("Accept", "a/b")][..]));
         assert!(!e.matches_vary(&[("Accept", "c/d")][..]));
         let bytes = e.encode();

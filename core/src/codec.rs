@@ -13,7 +13,9 @@ impl Writer {
     /// A writer with room for `n` bytes.
     #[must_use]
     pub fn with_capacity(n: usize) -> Writer {
-        Writer { buf: Vec::with_capacity(n) }
+        Writer {
+            buf: Vec::with_capacity(n),
+        }
     }
     /// Raw bytes, no length.
     pub fn bytes_raw(&mut self, b: &[u8]) {

@@ -597,7 +597,10 @@ impl BaseUrl {
     /// The origin, `scheme://host[:port]`, with the port only when not the default.
     #[must_use]
     pub fn origin(&self) -> String {
-        let default = matches!((self.scheme.as_str(), self.port), ("https", 443) | ("http", 80));
+        let default = matches!(
+            (self.scheme.as_str(), self.port),
+            ("https", 443) | ("http", 80)
+        );
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
@@ -847,7 +850,10 @@ impl RawConfig {
             ("server.max_body_bytes", self.server.max_body_bytes),
             ("server.max_header_bytes", self.server.max_header_bytes),
             ("server.max_headers", u64::from(self.server.max_headers)),
-            ("server.max_connections", u64::from(self.server.max_connections)),
+            (
+                "server.max_connections",
+                u64::from(self.server.max_connections),
+            ),
         ] {
             if v == 0 {
                 e.push(key, "must be greater than 0");
@@ -857,7 +863,10 @@ impl RawConfig {
             "memory" => {}
             "file" => {
                 if self.store.path.is_none() {
-                    e.push("store.path", "`file` store needs a path, e.g. \"mosaic.redb\"");
+                    e.push(
+                        "store.path",
+                        "`file` store needs a path, e.g. \"mosaic.redb\"",
+                    );
                 }
             }
             "redis" => {
@@ -887,10 +896,16 @@ impl RawConfig {
             if !valid_name(&p.id) {
                 e.push(
                     format!("{at}.id"),
-                    format!("`{}` is not a valid id (letters, digits, `-`, `_`, `.`; at most 64)", p.id),
+                    format!(
+                        "`{}` is not a valid id (letters, digits, `-`, `_`, `.`; at most 64)",
+                        p.id
+                    ),
                 );
             } else if provider_ids.insert(&p.id, i).is_some() {
-                e.push(format!("{at}.id"), format!("duplicate provider id `{}`", p.id));
+                e.push(
+                    format!("{at}.id"),
+                    format!("duplicate provider id `{}`", p.id),
+                );
             }
             let base = match BaseUrl::parse(&p.base_url) {
                 Ok(b) => {
@@ -945,9 +960,15 @@ impl RawConfig {
         for (i, r) in self.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
             if !valid_name(&r.name) {
-                e.push(format!("{at}.name"), format!("`{}` is not a valid name", r.name));
+                e.push(
+                    format!("{at}.name"),
+                    format!("`{}` is not a valid name", r.name),
+                );
             } else if route_names.insert(&r.name, i).is_some() {
-                e.push(format!("{at}.name"), format!("duplicate route name `{}`", r.name));
+                e.push(
+                    format!("{at}.name"),
+                    format!("duplicate route name `{}`", r.name),
+                );
             }
             if let Some(route) = self.validate_route(r, &at, &provider_ids, &mut e) {
                 routes.push(route);
@@ -960,15 +981,24 @@ impl RawConfig {
         for (i, t) in self.tenants.iter().enumerate() {
             let at = format!("tenants[{i}]");
             if !valid_name(&t.name) {
-                e.push(format!("{at}.name"), format!("`{}` is not a valid name", t.name));
+                e.push(
+                    format!("{at}.name"),
+                    format!("`{}` is not a valid name", t.name),
+                );
             } else if !tenant_names.insert(t.name.as_str()) {
-                e.push(format!("{at}.name"), format!("duplicate tenant `{}`", t.name));
+                e.push(
+                    format!("{at}.name"),
+                    format!("duplicate tenant `{}`", t.name),
+                );
             }
             let mut key_hashes = Vec::new();
             for (k, h) in t.keys.iter().enumerate() {
                 match parse_key_hash(h) {
                     Some(d) => key_hashes.push(d),
-                    None => e.push(format!("{at}.keys[{k}]"), "expected `sha256:` followed by 64 hex digits (run `mosaic key new`)"),
+                    None => e.push(
+                        format!("{at}.keys[{k}]"),
+                        "expected `sha256:` followed by 64 hex digits (run `mosaic key new`)",
+                    ),
                 }
             }
             let allowed = if t.routes.is_empty() || t.routes.iter().any(|r| r == "*") {
@@ -980,7 +1010,10 @@ impl RawConfig {
                         Some(ix) => {
                             set.insert(*ix);
                         }
-                        None => e.push(format!("{at}.routes[{k}]"), format!("unknown route `{name}`")),
+                        None => e.push(
+                            format!("{at}.routes[{k}]"),
+                            format!("unknown route `{name}`"),
+                        ),
                     }
                 }
                 Some(set)
@@ -992,7 +1025,10 @@ impl RawConfig {
             let mut credentials = BTreeMap::new();
             for (pid, s) in &t.credentials {
                 let Some(&pix) = provider_ids.get(pid.as_str()) else {
-                    e.push(format!("{at}.credentials.{pid}"), format!("unknown provider `{pid}`"));
+                    e.push(
+                        format!("{at}.credentials.{pid}"),
+                        format!("unknown provider `{pid}`"),
+                    );
                     continue;
                 };
                 match SecretRef::parse(s) {
@@ -1005,7 +1041,10 @@ impl RawConfig {
             let (requests_per_day, cost_per_day) = match &t.quota {
                 Some(q) => {
                     if q.cost_per_day.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
-                        e.push(format!("{at}.quota.cost_per_day"), "must be a finite number ≥ 0");
+                        e.push(
+                            format!("{at}.quota.cost_per_day"),
+                            "must be a finite number ≥ 0",
+                        );
                     }
                     (q.requests_per_day, q.cost_per_day)
                 }
@@ -1028,9 +1067,15 @@ impl RawConfig {
         for (i, w) in self.webhooks.iter().enumerate() {
             let at = format!("webhooks[{i}]");
             if !valid_name(&w.name) {
-                e.push(format!("{at}.name"), format!("`{}` is not a valid name", w.name));
+                e.push(
+                    format!("{at}.name"),
+                    format!("`{}` is not a valid name", w.name),
+                );
             } else if !hook_names.insert(w.name.as_str()) {
-                e.push(format!("{at}.name"), format!("duplicate webhook endpoint `{}`", w.name));
+                e.push(
+                    format!("{at}.name"),
+                    format!("duplicate webhook endpoint `{}`", w.name),
+                );
             }
             if !WEBHOOK_SCHEMES.contains(&w.scheme.as_str()) {
                 e.push(
@@ -1168,7 +1213,10 @@ impl RawConfig {
                             ok = false;
                             e.push(
                                 format!("{at}.upstream_path"),
-                                format!("`{{{name}}}` is not a parameter of match.path `{}`", r.matcher.path),
+                                format!(
+                                    "`{{{name}}}` is not a parameter of match.path `{}`",
+                                    r.matcher.path
+                                ),
                             );
                         }
                     }
@@ -1184,26 +1232,43 @@ impl RawConfig {
         };
         let mut headers = Vec::new();
         for (name, value) in &r.matcher.headers {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 ok = false;
-                e.push(format!("{at}.match.headers"), format!("`{name}` is not a header name"));
+                e.push(
+                    format!("{at}.match.headers"),
+                    format!("`{name}` is not a header name"),
+                );
             }
             headers.push((
                 name.to_ascii_lowercase(),
-                if value == "*" { None } else { Some(value.clone()) },
+                if value == "*" {
+                    None
+                } else {
+                    Some(value.clone())
+                },
             ));
         }
         let mut providers = Vec::new();
         if r.providers.is_empty() {
             ok = false;
-            e.push(format!("{at}.providers"), "a route needs at least one provider");
+            e.push(
+                format!("{at}.providers"),
+                "a route needs at least one provider",
+            );
         }
         for (k, p) in r.providers.iter().enumerate() {
             match provider_ids.get(p.as_str()) {
                 Some(ix) => {
                     if providers.contains(ix) {
                         ok = false;
-                        e.push(format!("{at}.providers[{k}]"), format!("provider `{p}` listed twice"));
+                        e.push(
+                            format!("{at}.providers[{k}]"),
+                            format!("provider `{p}` listed twice"),
+                        );
                     }
                     providers.push(*ix);
                 }
@@ -1212,7 +1277,10 @@ impl RawConfig {
                     let known: Vec<&str> = provider_ids.keys().copied().collect();
                     e.push(
                         format!("{at}.providers[{k}]"),
-                        format!("unknown provider `{p}`; configured providers: {}", known.join(", ")),
+                        format!(
+                            "unknown provider `{p}`; configured providers: {}",
+                            known.join(", ")
+                        ),
                     );
                 }
             }
@@ -1241,7 +1309,11 @@ impl RawConfig {
         let timeout = pick(&r.policies.timeout, &self.defaults.timeout);
         let breaker = pick(&r.policies.breaker, &self.defaults.breaker);
         let cache = pick(&r.policies.cache, &self.defaults.cache);
-        let limit = r.policies.limit.clone().or_else(|| self.defaults.limit.clone());
+        let limit = r
+            .policies
+            .limit
+            .clone()
+            .or_else(|| self.defaults.limit.clone());
 
         let retry = parse_retry(&retry, &format!("{at}.retry"), e, r.retry_non_idempotent);
         let timeout = TimeoutPolicy {
@@ -1293,7 +1365,10 @@ impl RawConfig {
 }
 
 fn pick<T: Clone + Default>(route: &Option<T>, default: &Option<T>) -> T {
-    route.clone().or_else(|| default.clone()).unwrap_or_default()
+    route
+        .clone()
+        .or_else(|| default.clone())
+        .unwrap_or_default()
 }
 
 fn parse_auth(a: &RawAuth, at: &str, e: &mut Errs) -> AuthScheme {
@@ -1309,7 +1384,10 @@ fn parse_auth(a: &RawAuth, at: &str, e: &mut Errs) -> AuthScheme {
     };
     let need = |e: &mut Errs| {
         if secret.is_none() {
-            e.push(format!("{at}.secret"), format!("auth scheme `{}` needs a secret reference", a.scheme));
+            e.push(
+                format!("{at}.secret"),
+                format!("auth scheme `{}` needs a secret reference", a.scheme),
+            );
         }
     };
     match a.scheme.as_str() {
@@ -1329,7 +1407,10 @@ fn parse_auth(a: &RawAuth, at: &str, e: &mut Errs) -> AuthScheme {
         "header" => {
             need(e);
             let Some(h) = a.header.clone().filter(|h| !h.is_empty()) else {
-                e.push(format!("{at}.header"), "auth scheme `header` needs a header name");
+                e.push(
+                    format!("{at}.header"),
+                    "auth scheme `header` needs a header name",
+                );
                 return AuthScheme::None;
             };
             secret.map_or(AuthScheme::None, |s| AuthScheme::Header(h, s))
@@ -1355,7 +1436,10 @@ pub fn parse_key_hash(s: &str) -> Option<[u8; 32]> {
 
 fn parse_limit(l: &RawLimit, at: &str, e: &mut Errs) -> Option<RateLimit> {
     if !(l.rate.is_finite() && l.rate > 0.0 && l.rate <= 1_000_000.0) {
-        e.push(format!("{at}.rate"), "must be a number of requests per second in (0, 1000000]");
+        e.push(
+            format!("{at}.rate"),
+            "must be a number of requests per second in (0, 1000000]",
+        );
         return None;
     }
     let burst = l.burst.unwrap_or(1);
@@ -1371,25 +1455,37 @@ fn parse_retry(r: &RawRetry, at: &str, e: &mut Errs, non_idempotent: bool) -> Op
     let attempts = r.attempts.unwrap_or(3);
     if attempts == 0 || attempts > 10 {
         ok = false;
-        e.push(format!("{at}.attempts"), format!("{attempts} is out of range; expected 1..=10"));
+        e.push(
+            format!("{at}.attempts"),
+            format!("{attempts} is out of range; expected 1..=10"),
+        );
     }
     let ratio = r.budget_ratio.unwrap_or(0.2);
     if !(ratio.is_finite() && (0.0..=10.0).contains(&ratio)) {
         ok = false;
         e.push(format!("{at}.budget_ratio"), "must be between 0 and 10");
     }
-    let statuses = r.on_status.clone().unwrap_or_else(|| alloc::vec![502, 503, 504]);
+    let statuses = r
+        .on_status
+        .clone()
+        .unwrap_or_else(|| alloc::vec![502, 503, 504]);
     for (k, s) in statuses.iter().enumerate() {
         if !(100..=599).contains(s) {
             ok = false;
-            e.push(format!("{at}.on_status[{k}]"), format!("{s} is not an HTTP status"));
+            e.push(
+                format!("{at}.on_status[{k}]"),
+                format!("{s} is not an HTTP status"),
+            );
         }
     }
     let base = ms(r.backoff_base_ms, 25);
     let max = ms(r.backoff_max_ms, 1_000);
     if max < base {
         ok = false;
-        e.push(format!("{at}.backoff_max_ms"), "must be at least backoff_base_ms");
+        e.push(
+            format!("{at}.backoff_max_ms"),
+            "must be at least backoff_base_ms",
+        );
     }
     ok.then(|| RetryPolicy {
         max_attempts: attempts,
@@ -1429,7 +1525,10 @@ fn parse_breaker(b: &RawBreaker, at: &str, e: &mut Errs) -> Option<BreakerPolicy
             Window::Time(size)
         }
         other => {
-            e.push(format!("{at}.window"), format!("unknown window \"{other}\"; expected count or time"));
+            e.push(
+                format!("{at}.window"),
+                format!("unknown window \"{other}\"; expected count or time"),
+            );
             Window::Count(size)
         }
     };

@@ -12,7 +12,9 @@ use core::future::Future;
 use core::time::Duration;
 
 use crate::cache::{self, Entry, Freshness};
-use crate::engine::{Admitted, Attempt, Call, FetchError, Final, Outcome, Request, Router, State, Step};
+use crate::engine::{
+    Admitted, Attempt, Call, FetchError, Final, Outcome, Request, Router, State, Step,
+};
 use crate::http::{is_hop_by_hop, HeaderList, Headers};
 use crate::problem::{Problem, ProblemKind};
 use crate::time::Instant;
@@ -36,7 +38,10 @@ pub trait Host {
     /// Runs `f` with exclusive access to the router state (a mutex, a `RefCell`, …).
     fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R;
     /// Performs an attempt; must give up at `attempt.deadline` with [`FetchError::Timeout`].
-    fn fetch(&self, attempt: &Attempt) -> impl Future<Output = Result<UpstreamResponse<Self::Body>, FetchError>>;
+    fn fetch(
+        &self,
+        attempt: &Attempt,
+    ) -> impl Future<Output = Result<UpstreamResponse<Self::Body>, FetchError>>;
     /// Sleeps until `t`.
     fn sleep_until(&self, t: Instant) -> impl Future<Output = ()>;
     /// Reads a cache entry (L1 then L2 …). A host that collapses concurrent misses waits here
@@ -47,7 +52,11 @@ pub trait Host {
     /// Called once after a miss for `key` was handled (stored or not): wake collapsed waiters.
     fn cache_release(&self, _key: &str) {}
     /// Buffers a body up to `cap` bytes; a longer body comes back intact as `Err` to stream.
-    fn read_body(&self, body: Self::Body, cap: usize) -> impl Future<Output = Result<Vec<u8>, Self::Body>>;
+    fn read_body(
+        &self,
+        body: Self::Body,
+        cap: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, Self::Body>>;
 }
 
 /// A reply body.
@@ -141,9 +150,22 @@ pub fn problem<B>(p: &Problem, request_id: &str) -> Reply<B> {
     )
 }
 
-fn entry_reply<B>(e: Entry, now: Instant, result: &'static str, mut log: RequestLog, extra: &[(String, String)]) -> Reply<B> {
-    let mut headers: HeaderList = e.headers.into_iter().filter(|(n, _)| !n.eq_ignore_ascii_case("age")).collect();
-    headers.push((String::from("age"), alloc::format!("{}", now.saturating_since(e.stored).as_secs())));
+fn entry_reply<B>(
+    e: Entry,
+    now: Instant,
+    result: &'static str,
+    mut log: RequestLog,
+    extra: &[(String, String)],
+) -> Reply<B> {
+    let mut headers: HeaderList = e
+        .headers
+        .into_iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("age"))
+        .collect();
+    headers.push((
+        String::from("age"),
+        alloc::format!("{}", now.saturating_since(e.stored).as_secs()),
+    ));
     headers.push((String::from("x-mosaic-cache"), String::from(result)));
     headers.push((String::from("x-mosaic-request-id"), log.request_id.clone()));
     headers.extend(extra.iter().cloned());
@@ -170,16 +192,32 @@ pub fn downstream_headers(upstream: &[(String, String)]) -> HeaderList {
 }
 
 /// Handles one proxied request end to end: admission, cache, engine loop, cache store.
-pub async fn handle<H: Host>(host: &H, router: &Router, req: &Request<'_>, max_cache_body: usize) -> Reply<H::Body> {
+pub async fn handle<H: Host>(
+    host: &H,
+    router: &Router,
+    req: &Request<'_>,
+    max_cache_body: usize,
+) -> Reply<H::Body> {
     run(host, router, req, max_cache_body, false).await
 }
 
 /// Re-fetches a request and stores the result, ignoring what is cached (stale-while-revalidate).
-pub async fn refresh<H: Host>(host: &H, router: &Router, req: &Request<'_>, max_cache_body: usize) -> Reply<H::Body> {
+pub async fn refresh<H: Host>(
+    host: &H,
+    router: &Router,
+    req: &Request<'_>,
+    max_cache_body: usize,
+) -> Reply<H::Body> {
     run(host, router, req, max_cache_body, true).await
 }
 
-async fn run<H: Host>(host: &H, router: &Router, req: &Request<'_>, max_cache_body: usize, refreshing: bool) -> Reply<H::Body> {
+async fn run<H: Host>(
+    host: &H,
+    router: &Router,
+    req: &Request<'_>,
+    max_cache_body: usize,
+    refreshing: bool,
+) -> Reply<H::Body> {
     let start = host.now();
     let mut log = RequestLog {
         request_id: String::from(req.id),
@@ -253,7 +291,12 @@ async fn run<H: Host>(host: &H, router: &Router, req: &Request<'_>, max_cache_bo
                 now = host.now();
             }
             Step::Respond(f) => break f,
-            Step::Wait => break Final::Problem(Problem::new(ProblemKind::Internal, "engine waited with no attempt in flight")),
+            Step::Wait => {
+                break Final::Problem(Problem::new(
+                    ProblemKind::Internal,
+                    "engine waited with no attempt in flight",
+                ))
+            }
         }
     };
     log.attempts = call.attempts().len() as u32;
@@ -273,16 +316,27 @@ async fn run<H: Host>(host: &H, router: &Router, req: &Request<'_>, max_cache_bo
                 _ => None,
             };
             match resp {
-                None => problem_reply(&Problem::new(ProblemKind::Internal, "final response body missing"), log, &extra),
+                None => problem_reply(
+                    &Problem::new(ProblemKind::Internal, "final response body missing"),
+                    log,
+                    &extra,
+                ),
                 Some(resp) if status >= 500 && stale.is_some() => {
                     drop(resp);
                     let e = stale.take();
                     match e {
                         Some(e) => {
-                            host.with_state(|s| s.metrics.count_cache(&route.name, cache_result::STALE_IF_ERROR));
+                            host.with_state(|s| {
+                                s.metrics
+                                    .count_cache(&route.name, cache_result::STALE_IF_ERROR)
+                            });
                             entry_reply(e, now, cache_result::STALE_IF_ERROR, log, &extra)
                         }
-                        None => problem_reply(&Problem::new(ProblemKind::Internal, "stale entry vanished"), log, &extra),
+                        None => problem_reply(
+                            &Problem::new(ProblemKind::Internal, "stale entry vanished"),
+                            log,
+                            &extra,
+                        ),
                     }
                 }
                 Some(resp) => {
@@ -292,24 +346,35 @@ async fn run<H: Host>(host: &H, router: &Router, req: &Request<'_>, max_cache_bo
                     headers.push((String::from("x-mosaic-request-id"), log.request_id.clone()));
                     headers.extend(extra.iter().cloned());
                     log.status = status;
-                    let life = admitted
-                        .cache_key
-                        .as_ref()
-                        .and_then(|_| cache::storable(&route.cache, status, &resp.headers[..], now));
+                    let life = admitted.cache_key.as_ref().and_then(|_| {
+                        cache::storable(&route.cache, status, &resp.headers[..], now)
+                    });
                     let body = match (life, &admitted.cache_key) {
-                        (Some(life), Some(key)) => match host.read_body(resp.body, max_cache_body).await {
-                            Ok(bytes) => {
-                                let stored_headers = downstream_headers(&resp.headers);
-                                let e = Entry::new(now, life, status, stored_headers, req.headers, bytes.clone());
-                                host.cache_put(key, e.encode(), life.retain()).await;
-                                ReplyBody::Bytes(bytes)
+                        (Some(life), Some(key)) => {
+                            match host.read_body(resp.body, max_cache_body).await {
+                                Ok(bytes) => {
+                                    let stored_headers = downstream_headers(&resp.headers);
+                                    let e = Entry::new(
+                                        now,
+                                        life,
+                                        status,
+                                        stored_headers,
+                                        req.headers,
+                                        bytes.clone(),
+                                    );
+                                    host.cache_put(key, e.encode(), life.retain()).await;
+                                    ReplyBody::Bytes(bytes)
+                                }
+                                Err(b) => ReplyBody::Stream(b),
                             }
-                            Err(b) => ReplyBody::Stream(b),
-                        },
+                        }
                         _ => ReplyBody::Stream(resp.body),
                     };
                     if admitted.cache_key.is_some() {
-                        headers.push((String::from("x-mosaic-cache"), String::from(cache_result::MISS)));
+                        headers.push((
+                            String::from("x-mosaic-cache"),
+                            String::from(cache_result::MISS),
+                        ));
                         host.with_state(|s| s.metrics.count_cache(&route.name, cache_result::MISS));
                     }
                     Reply {
@@ -324,7 +389,10 @@ async fn run<H: Host>(host: &H, router: &Router, req: &Request<'_>, max_cache_bo
         }
         Final::Problem(p) => match stale.take() {
             Some(e) => {
-                host.with_state(|s| s.metrics.count_cache(&route.name, cache_result::STALE_IF_ERROR));
+                host.with_state(|s| {
+                    s.metrics
+                        .count_cache(&route.name, cache_result::STALE_IF_ERROR)
+                });
                 entry_reply(e, now, cache_result::STALE_IF_ERROR, log, &extra)
             }
             None => problem_reply(&p, log, &extra),

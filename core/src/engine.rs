@@ -299,7 +299,11 @@ impl State {
                 .routes
                 .iter()
                 .map(|r| RouteState {
-                    breakers: r.providers.iter().map(|_| Breaker::new(&r.breaker)).collect(),
+                    breakers: r
+                        .providers
+                        .iter()
+                        .map(|_| Breaker::new(&r.breaker))
+                        .collect(),
                     selection: RouteSelection::default(),
                     budget: RetryBudget::default(),
                 })
@@ -315,8 +319,12 @@ impl State {
     /// Whether provider `p` can take an attempt now on route `r`, slot `slot`.
     #[must_use]
     pub fn available(&self, config: &Config, r: usize, slot: usize, now: Instant) -> bool {
-        let Some(route) = config.routes.get(r) else { return false };
-        let Some(&p) = route.providers.get(slot) else { return false };
+        let Some(route) = config.routes.get(r) else {
+            return false;
+        };
+        let Some(&p) = route.providers.get(slot) else {
+            return false;
+        };
         let cool = self.providers.get(p).is_some_and(|ps| ps.cool_until > now);
         let admits = self.routes[r].breakers[slot].would_admit(&route.breaker, now);
         !cool && admits
@@ -328,7 +336,9 @@ impl State {
         let route = &config.routes[r];
         let p = route.providers[slot];
         let cool = self.providers[p].cool_until;
-        let b = self.routes[r].breakers[slot].retry_at().unwrap_or(Instant::EPOCH);
+        let b = self.routes[r].breakers[slot]
+            .retry_at()
+            .unwrap_or(Instant::EPOCH);
         cool.max(b)
     }
 
@@ -383,7 +393,12 @@ impl Router {
     /// # Errors
     /// A 401 problem.
     pub fn check_admin<H: Headers + ?Sized>(&self, headers: &H) -> Result<(), Problem> {
-        let Some(token) = self.config.admin_token.as_ref().and_then(|r| self.secrets.get(r)) else {
+        let Some(token) = self
+            .config
+            .admin_token
+            .as_ref()
+            .and_then(|r| self.secrets.get(r))
+        else {
             return Err(Problem::new(
                 ProblemKind::Unauthorized,
                 "the admin API is closed: no admin token is configured or set",
@@ -394,7 +409,10 @@ impl Router {
             .or_else(|| bearer(headers));
         match presented {
             Some(p) if token.matches(p.as_bytes()) => Ok(()),
-            Some(_) => Err(Problem::new(ProblemKind::Unauthorized, "invalid admin token")),
+            Some(_) => Err(Problem::new(
+                ProblemKind::Unauthorized,
+                "invalid admin token",
+            )),
             None => Err(Problem::new(
                 ProblemKind::Unauthorized,
                 "admin token required (Authorization: Bearer …)",
@@ -406,10 +424,17 @@ impl Router {
     ///
     /// # Errors
     /// 401 when a key is needed and missing or wrong.
-    pub fn authenticate<H: Headers + ?Sized>(&self, headers: &H, public: bool) -> Result<TenantId, Problem> {
+    pub fn authenticate<H: Headers + ?Sized>(
+        &self,
+        headers: &H,
+        public: bool,
+    ) -> Result<TenantId, Problem> {
         let tenants = &self.config.tenants;
         if tenants.is_empty() {
-            return Ok(TenantId { index: None, name: String::from("default") });
+            return Ok(TenantId {
+                index: None,
+                name: String::from("default"),
+            });
         }
         let key = headers.header("x-mosaic-key").or_else(|| bearer(headers));
         if let Some(k) = key {
@@ -421,14 +446,20 @@ impl Router {
                 }
             }
             if let Some(i) = found {
-                return Ok(TenantId { index: Some(i), name: tenants[i].name.clone() });
+                return Ok(TenantId {
+                    index: Some(i),
+                    name: tenants[i].name.clone(),
+                });
             }
             if !public {
                 return Err(Problem::new(ProblemKind::Unauthorized, "invalid API key"));
             }
         }
         if public {
-            return Ok(TenantId { index: None, name: String::from("public") });
+            return Ok(TenantId {
+                index: None,
+                name: String::from("public"),
+            });
         }
         Err(Problem::new(
             ProblemKind::Unauthorized,
@@ -440,7 +471,12 @@ impl Router {
     ///
     /// # Errors
     /// The problem to answer with.
-    pub fn admit(&self, state: &mut State, req: &Request<'_>, now: Instant) -> Result<Admitted, Problem> {
+    pub fn admit(
+        &self,
+        state: &mut State,
+        req: &Request<'_>,
+        now: Instant,
+    ) -> Result<Admitted, Problem> {
         let target = parse_target(req.target)
             .map_err(|e| Problem::new(ProblemKind::BadTarget, e.describe()))?;
         let m = self
@@ -471,7 +507,10 @@ impl Router {
         if let Some(t) = t {
             let u = state.quotas.entry(t.name.clone()).or_default();
             if u.day != day {
-                *u = QuotaUsage { day, ..QuotaUsage::default() };
+                *u = QuotaUsage {
+                    day,
+                    ..QuotaUsage::default()
+                };
             }
             let over_requests = t.requests_per_day.is_some_and(|q| u.requests >= q);
             let over_cost = t.cost_per_day.is_some_and(|q| u.cost >= q);
@@ -504,7 +543,10 @@ impl Router {
                 state.metrics.count_rate_limited(&tenant.name);
                 let mut p = Problem::new(
                     ProblemKind::RateLimited,
-                    format!("rate limit for `{}` exceeded", key.split_once(':').map_or("", |x| x.1)),
+                    format!(
+                        "rate limit for `{}` exceeded",
+                        key.split_once(':').map_or("", |x| x.1)
+                    ),
                 )
                 .retry_after(d.retry_after);
                 p.detail.push_str("; retry after the Retry-After delay");
@@ -515,7 +557,10 @@ impl Router {
                 limit_headers = alloc::vec![
                     (String::from("ratelimit-limit"), l.burst.to_string()),
                     (String::from("ratelimit-remaining"), d.remaining.to_string()),
-                    (String::from("ratelimit-reset"), d.reset.as_secs().to_string()),
+                    (
+                        String::from("ratelimit-reset"),
+                        d.reset.as_secs().to_string()
+                    ),
                 ];
             }
             updates.push((key, d.tat));
@@ -538,17 +583,18 @@ impl Router {
             Some(tpl) => tpl.render(&m.params),
             None => String::from(target.path),
         };
-        let cache_key = cache::request_cacheable(&route.cache, req.method, req.headers).then(|| {
-            cache::key(
-                &tenant.name,
-                &route.name,
-                req.method,
-                req.host.unwrap_or(""),
-                req.target,
-                &route.cache,
-                req.headers,
-            )
-        });
+        let cache_key =
+            cache::request_cacheable(&route.cache, req.method, req.headers).then(|| {
+                cache::key(
+                    &tenant.name,
+                    &route.name,
+                    req.method,
+                    req.host.unwrap_or(""),
+                    req.target,
+                    &route.cache,
+                    req.headers,
+                )
+            });
         Ok(Admitted {
             route: r,
             tenant,
@@ -567,9 +613,21 @@ fn bearer<H: Headers + ?Sized>(h: &H) -> Option<&str> {
 }
 
 /// Caller headers never forwarded unless the route says so.
-const CALLER_CREDENTIALS: [&str; 4] = ["authorization", "cookie", "x-mosaic-key", "x-mosaic-admin-token"];
+const CALLER_CREDENTIALS: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "x-mosaic-key",
+    "x-mosaic-admin-token",
+];
 /// Headers the proxy sets itself.
-const PROXY_SET: [&str; 6] = ["host", "content-length", "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+const PROXY_SET: [&str; 6] = [
+    "host",
+    "content-length",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
 
 /// Builds the headers sent upstream (without credentials, which are per attempt).
 #[must_use]
@@ -583,7 +641,8 @@ pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut 
             !is_hop_by_hop(n, connection)
                 && !PROXY_SET.iter().any(|h| h.eq_ignore_ascii_case(n))
                 && !n.to_ascii_lowercase().starts_with("x-mosaic-")
-                && (forward_caller_auth || !CALLER_CREDENTIALS.iter().any(|h| h.eq_ignore_ascii_case(n)))
+                && (forward_caller_auth
+                    || !CALLER_CREDENTIALS.iter().any(|h| h.eq_ignore_ascii_case(n)))
         })
         .cloned()
         .collect();
@@ -593,9 +652,16 @@ pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut 
     }
     let prior_xff = req.headers.header("x-forwarded-for");
     if let Some(ip) = req.client_ip {
-        let quoted = if ip.contains(':') { format!("\"[{ip}]\"") } else { String::from(ip) };
+        let quoted = if ip.contains(':') {
+            format!("\"[{ip}]\"")
+        } else {
+            String::from(ip)
+        };
         let host = req.host.unwrap_or("");
-        out.push((String::from("forwarded"), format!("for={quoted};host={host};proto=https")));
+        out.push((
+            String::from("forwarded"),
+            format!("for={quoted};host={host};proto=https"),
+        ));
         out.push((
             String::from("x-forwarded-for"),
             match prior_xff {
@@ -608,12 +674,19 @@ pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut 
         out.push((String::from("x-forwarded-host"), String::from(h)));
     }
     // W3C trace context: continue a valid incoming trace, else start one
-    let incoming = req.headers.header("traceparent").filter(|t| valid_traceparent(t));
+    let incoming = req
+        .headers
+        .header("traceparent")
+        .filter(|t| valid_traceparent(t));
     out.retain(|(n, _)| !n.eq_ignore_ascii_case("traceparent"));
     let span = format!("{:016x}", rng.next_u64() | 1);
     let tp = match incoming {
         Some(t) => format!("00-{}-{span}-{}", &t[3..35], &t[53..55]),
-        None => format!("00-{:016x}{:016x}-{span}-01", rng.next_u64() | 1, rng.next_u64()),
+        None => format!(
+            "00-{:016x}{:016x}-{span}-01",
+            rng.next_u64() | 1,
+            rng.next_u64()
+        ),
     };
     out.push((String::from("traceparent"), tp));
     out
@@ -625,8 +698,12 @@ fn valid_traceparent(t: &str) -> bool {
         && &t[0..3] == "00-"
         && b[35] == b'-'
         && b[52] == b'-'
-        && t[3..35].bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        && t[36..52].bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        && t[3..35]
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        && t[36..52]
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         && t[53..55].bytes().all(|c| c.is_ascii_hexdigit())
         && &t[3..35] != "00000000000000000000000000000000"
 }
@@ -676,7 +753,6 @@ pub struct Call {
     headers: HeaderList,
     path_and_query: String,
     tenant: Option<usize>,
-    tenant_name: String,
     order: Vec<usize>,
     cursor: usize,
     attempts: Vec<AttemptRecord>,
@@ -691,14 +767,29 @@ pub struct Call {
 impl Call {
     /// Starts a call: orders the candidates and deposits in the retry budget.
     #[must_use]
-    pub fn new(router: &Router, state: &mut State, req: &Request<'_>, admitted: &Admitted, now: Instant) -> Call {
+    pub fn new(
+        router: &Router,
+        state: &mut State,
+        req: &Request<'_>,
+        admitted: &Admitted,
+        now: Instant,
+    ) -> Call {
         let cfg = &router.config;
         let r = admitted.route;
         let route = &cfg.routes[r];
         let stats: Vec<ProviderStats> = state.providers.iter().map(|p| p.stats).collect();
         let order = {
-            let State { routes, rng, providers, .. } = &mut *state;
-            let RouteState { breakers, selection, .. } = &mut routes[r];
+            let State {
+                routes,
+                rng,
+                providers,
+                ..
+            } = &mut *state;
+            let RouteState {
+                breakers,
+                selection,
+                ..
+            } = &mut routes[r];
             let input = Inputs {
                 providers: &cfg.providers,
                 stats: &stats,
@@ -711,9 +802,14 @@ impl Call {
                 &route.strategy,
                 &route.providers,
                 |p| {
-                    route.providers.iter().position(|&x| x == p).is_some_and(|slot| {
-                        breakers[slot].would_admit(&route.breaker, now) && providers[p].cool_until <= now
-                    })
+                    route
+                        .providers
+                        .iter()
+                        .position(|&x| x == p)
+                        .is_some_and(|slot| {
+                            breakers[slot].would_admit(&route.breaker, now)
+                                && providers[p].cool_until <= now
+                        })
                 },
                 &input,
                 selection,
@@ -722,7 +818,8 @@ impl Call {
         };
         state.routes[r].budget.deposit(&route.retry.budget, now);
         let has_key = req.headers.header("idempotency-key").is_some();
-        let retry_unsent_only = !(req.method.is_idempotent() || has_key || route.retry.non_idempotent);
+        let retry_unsent_only =
+            !(req.method.is_idempotent() || has_key || route.retry.non_idempotent);
         let headers = upstream_headers(req, route.forward_caller_auth, &mut state.rng);
         Call {
             route: r,
@@ -731,7 +828,6 @@ impl Call {
             headers,
             path_and_query: join_target("", &admitted.upstream_path, admitted.query.as_deref()),
             tenant: admitted.tenant.index,
-            tenant_name: admitted.tenant.name.clone(),
             order,
             cursor: 0,
             attempts: Vec::new(),
@@ -820,7 +916,11 @@ impl Call {
             let f = self.last_final().unwrap_or_else(|| {
                 Final::Problem(Problem::new(
                     ProblemKind::DeadlineExceeded,
-                    format!("route `{}`: deadline of {} ms exceeded", route.name, route.timeout.total.as_millis()),
+                    format!(
+                        "route `{}`: deadline of {} ms exceeded",
+                        route.name,
+                        route.timeout.total.as_millis()
+                    ),
                 ))
             });
             self.finish(state, router, f);
@@ -836,7 +936,9 @@ impl Call {
         let mut chosen = None;
         for k in 0..n {
             let p = self.order[(self.cursor + k) % n];
-            let Some(slot) = route.providers.iter().position(|&x| x == p) else { continue };
+            let Some(slot) = route.providers.iter().position(|&x| x == p) else {
+                continue;
+            };
             if state.providers[p].cool_until > now {
                 continue;
             }
@@ -866,7 +968,9 @@ impl Call {
                 self.phase = Phase::Sleeping(earliest);
                 return Some(Step::Sleep(earliest));
             }
-            let f = self.last_final().unwrap_or_else(|| self.unavailable(router, state, now));
+            let f = self
+                .last_final()
+                .unwrap_or_else(|| self.unavailable(router, state, now));
             self.finish(state, router, f);
             return None;
         };
@@ -908,7 +1012,9 @@ impl Call {
                 }
             }
         }
-        state.metrics.count_attempt(&route.name, &provider.id, id > 1);
+        state
+            .metrics
+            .count_attempt(&route.name, &provider.id, id > 1);
         self.phase = Phase::InFlight(id);
         Some(Step::Attempt(Attempt {
             id,
@@ -945,7 +1051,10 @@ impl Call {
     fn last_final(&self) -> Option<Final> {
         let last = self.attempts.last()?;
         match last.result? {
-            AttemptResult::Status(s) => Some(Final::Upstream { attempt: last.id, status: s }),
+            AttemptResult::Status(s) => Some(Final::Upstream {
+                attempt: last.id,
+                status: s,
+            }),
             AttemptResult::Error(e) => Some(Final::Problem(self.error_problem(e))),
         }
     }
@@ -968,13 +1077,22 @@ impl Call {
     }
 
     /// Feeds back what attempt `id` produced.
-    pub fn handle_outcome(&mut self, router: &Router, state: &mut State, id: u32, outcome: Outcome, now: Instant) {
+    pub fn handle_outcome(
+        &mut self,
+        router: &Router,
+        state: &mut State,
+        id: u32,
+        outcome: Outcome,
+        now: Instant,
+    ) {
         if self.phase != Phase::InFlight(id) {
             return;
         }
         let cfg = &router.config;
         let route = &cfg.routes[self.route];
-        let Some(rec) = self.attempts.iter_mut().find(|a| a.id == id) else { return };
+        let Some(rec) = self.attempts.iter_mut().find(|a| a.id == id) else {
+            return;
+        };
         let p = rec.provider;
         let latency = now.saturating_since(rec.started);
         rec.latency = latency;
@@ -984,7 +1102,8 @@ impl Call {
         let (failure, retryable, sent, result) = match &outcome {
             Outcome::Response { status, headers } => {
                 let status = *status;
-                if let Some(until) = cooldown(status, headers, cfg.providers[p].cooldown_below, now) {
+                if let Some(until) = cooldown(status, headers, cfg.providers[p].cooldown_below, now)
+                {
                     if until > ps.cool_until {
                         ps.cool_until = until;
                         state.material = state.material.wrapping_add(1);
@@ -992,7 +1111,12 @@ impl Call {
                 }
                 let failure = route.breaker.failure.status_fails(status);
                 let retryable = status == 429 || route.retry.retry_on_status.contains(&status);
-                (failure, retryable, status != 429, AttemptResult::Status(status))
+                (
+                    failure,
+                    retryable,
+                    status != 429,
+                    AttemptResult::Status(status),
+                )
             }
             Outcome::Error(e) => {
                 let class = &route.breaker.failure;
@@ -1003,7 +1127,12 @@ impl Call {
                     FetchError::Forbidden => false,
                 };
                 let retryable = !matches!(e, FetchError::Forbidden);
-                (failure, retryable, !matches!(e, FetchError::Connect | FetchError::Forbidden), AttemptResult::Error(*e))
+                (
+                    failure,
+                    retryable,
+                    !matches!(e, FetchError::Connect | FetchError::Forbidden),
+                    AttemptResult::Error(*e),
+                )
             }
         };
         rec.result = Some(result);
@@ -1017,11 +1146,16 @@ impl Call {
         if core::mem::discriminant(&before) != core::mem::discriminant(&breaker.state()) {
             state.material = state.material.wrapping_add(1);
         }
-        state.metrics.observe_attempt(&route.name, &cfg.providers[p].id, result, latency);
+        state
+            .metrics
+            .observe_attempt(&route.name, &cfg.providers[p].id, result, latency);
 
         if !retryable {
             let f = match result {
-                AttemptResult::Status(s) => Final::Upstream { attempt: id, status: s },
+                AttemptResult::Status(s) => Final::Upstream {
+                    attempt: id,
+                    status: s,
+                },
                 AttemptResult::Error(e) => Final::Problem(self.error_problem(e)),
             };
             self.finish(state, router, f);
@@ -1034,14 +1168,19 @@ impl Call {
             Some("deadline")
         } else if self.retry_unsent_only && sent {
             Some("not-idempotent")
-        } else if !state.routes[self.route].budget.withdraw(&route.retry.budget, now) {
+        } else if !state.routes[self.route]
+            .budget
+            .withdraw(&route.retry.budget, now)
+        {
             Some("budget")
         } else {
             None
         };
         if let Some(r) = reason {
             self.give_up_reason = Some(r);
-            let f = self.last_final().unwrap_or_else(|| self.unavailable(router, state, now));
+            let f = self
+                .last_final()
+                .unwrap_or_else(|| self.unavailable(router, state, now));
             self.finish(state, router, f);
             return;
         }
@@ -1064,7 +1203,9 @@ impl Call {
             let until = (now + delay).max(ready_at);
             if until >= self.deadline {
                 self.give_up_reason = Some("deadline");
-                let f = self.last_final().unwrap_or_else(|| self.unavailable(router, state, now));
+                let f = self
+                    .last_final()
+                    .unwrap_or_else(|| self.unavailable(router, state, now));
                 self.finish(state, router, f);
                 return;
             }
@@ -1076,17 +1217,26 @@ impl Call {
 }
 
 /// The credential header for a provider (tenant credential first, then the provider's).
-fn auth_header(router: &Router, auth: &AuthScheme, tenant_cred: Option<&Secret>) -> Option<(String, String)> {
+fn auth_header(
+    router: &Router,
+    auth: &AuthScheme,
+    tenant_cred: Option<&Secret>,
+) -> Option<(String, String)> {
     let secret = tenant_cred.or_else(|| auth.secret().and_then(|r| router.secret(r)))?;
     let v = secret.expose();
     Some(match auth {
-        AuthScheme::None | AuthScheme::Bearer(_) => (String::from("authorization"), format!("Bearer {v}")),
+        AuthScheme::None | AuthScheme::Bearer(_) => {
+            (String::from("authorization"), format!("Bearer {v}"))
+        }
         AuthScheme::Token(_) => (String::from("authorization"), format!("token {v}")),
         AuthScheme::Basic(_) => {
             use base64::Engine as _;
             (
                 String::from("authorization"),
-                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(v)),
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(v)
+                ),
             )
         }
         AuthScheme::Header(h, _) => (h.to_ascii_lowercase(), String::from(v)),
@@ -1100,20 +1250,36 @@ const REMAINING: [&str; 4] = [
     "x-ratelimit-requests-remaining",
     "x-rate-limit-remaining",
 ];
-const RESET: [&str; 4] = ["x-ratelimit-reset", "ratelimit-reset", "x-ratelimit-requests-reset", "x-rate-limit-reset"];
+const RESET: [&str; 4] = [
+    "x-ratelimit-reset",
+    "ratelimit-reset",
+    "x-ratelimit-requests-reset",
+    "x-rate-limit-reset",
+];
 
 /// When a response says to stop calling the provider for a while: a 429 (with `Retry-After`,
 /// else the rate-limit reset, else [`DEFAULT_COOLDOWN`]); a 503 with `Retry-After`; or any
 /// response whose remaining rate-limit budget is at or below `cooldown_below`.
 #[must_use]
-pub fn cooldown<H: Headers + ?Sized>(status: u16, headers: &H, cooldown_below: Option<u64>, now: Instant) -> Option<Instant> {
-    let retry_after = headers.header("retry-after").and_then(|v| parse_retry_after(v, now));
+pub fn cooldown<H: Headers + ?Sized>(
+    status: u16,
+    headers: &H,
+    cooldown_below: Option<u64>,
+    now: Instant,
+) -> Option<Instant> {
+    let retry_after = headers
+        .header("retry-after")
+        .and_then(|v| parse_retry_after(v, now));
     let reset = || {
         RESET.iter().find_map(|n| headers.header(n)).and_then(|v| {
             let v = v.trim();
             let n: u64 = v.parse().ok()?;
             // epoch seconds or delta seconds (GitHub sends epoch; IETF drafts send delta)
-            Some(if n > 1_000_000_000 { Instant::from_secs(n).max(now) } else { now + Duration::from_secs(n) })
+            Some(if n > 1_000_000_000 {
+                Instant::from_secs(n).max(now)
+            } else {
+                now + Duration::from_secs(n)
+            })
         })
     };
     let until = if status == 429 {

@@ -55,7 +55,13 @@ pub fn parse_http_date(s: &str) -> Option<Instant> {
     let h: u64 = t.next()?.parse().ok()?;
     let mi: u64 = t.next()?.parse().ok()?;
     let se: u64 = t.next()?.parse().ok()?;
-    if t.next().is_some() || !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 || !(1970..=9999).contains(&year) {
+    if t.next().is_some()
+        || !(1..=31).contains(&day)
+        || h > 23
+        || mi > 59
+        || se > 60
+        || !(1970..=9999).contains(&year)
+    {
         return None;
     }
     let days = u64::try_from(days_from_civil(year, month, day)).ok()?;
@@ -102,11 +108,26 @@ mod tests {
 
     #[test]
     fn known_dates() {
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Instant::from_secs(784_111_777)));
-        assert_eq!(format_http_date(Instant::from_secs(784_111_777)), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(format_rfc3339(Instant::from_millis(1_795_000_000_123)), "2026-11-18T11:06:40.123Z");
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Instant::from_secs(784_111_777))
+        );
+        assert_eq!(
+            format_http_date(Instant::from_secs(784_111_777)),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            format_rfc3339(Instant::from_millis(1_795_000_000_123)),
+            "2026-11-18T11:06:40.123Z"
+        );
         assert_eq!(format_rfc3339(Instant::EPOCH), "1970-01-01T00:00:00.000Z");
-        for bad in ["", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT", "06 Nov 1994"] {
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "06 Nov 1994",
+        ] {
             assert_eq!(parse_http_date(bad), None, "{bad}");
         }
     }

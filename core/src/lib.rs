@@ -17,6 +17,7 @@
 //! loop the hosts share); [`sim`] is the simulated host the tests drive.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![warn(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 extern crate alloc;
 

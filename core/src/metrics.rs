@@ -28,7 +28,10 @@ impl Histogram {
     /// Adds a sample.
     pub fn observe(&mut self, d: Duration) {
         let ms = d.as_millis() as u64;
-        let i = BUCKETS_MS.iter().position(|&b| ms <= b).unwrap_or(BUCKETS_MS.len());
+        let i = BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= b)
+            .unwrap_or(BUCKETS_MS.len());
         self.counts[i] += 1;
         self.sum_us = self.sum_us.saturating_add(d.as_micros() as u64);
     }
@@ -68,12 +71,21 @@ fn class(status: u16) -> &'static str {
 impl Metrics {
     /// A request answered with `status`.
     pub fn count_request(&mut self, route: &str, status: u16) {
-        *self.requests.entry((String::from(route), class(status))).or_default() += 1;
+        *self
+            .requests
+            .entry((String::from(route), class(status)))
+            .or_default() += 1;
     }
     /// An attempt started (retries are counted by [`Metrics::count_retry`]).
     pub fn count_attempt(&mut self, _route: &str, _provider: &str, _retry: bool) {}
     /// An attempt finished.
-    pub fn observe_attempt(&mut self, route: &str, provider: &str, r: AttemptResult, latency: Duration) {
+    pub fn observe_attempt(
+        &mut self,
+        route: &str,
+        provider: &str,
+        r: AttemptResult,
+        latency: Duration,
+    ) {
         let outcome = match r {
             AttemptResult::Status(s) => String::from(class(s)),
             AttemptResult::Error(e) => String::from(e.name()),
@@ -82,7 +94,10 @@ impl Metrics {
             .attempts
             .entry((String::from(route), String::from(provider), outcome))
             .or_default() += 1;
-        self.latency.entry(String::from(provider)).or_default().observe(latency);
+        self.latency
+            .entry(String::from(provider))
+            .or_default()
+            .observe(latency);
     }
     /// A retry.
     pub fn count_retry(&mut self, route: &str) {
@@ -102,12 +117,17 @@ impl Metrics {
     }
     /// A webhook delivery: `accepted`, `duplicate`, `rejected`, `too-large`.
     pub fn count_webhook(&mut self, endpoint: &str, result: &'static str) {
-        *self.webhooks.entry((String::from(endpoint), result)).or_default() += 1;
+        *self
+            .webhooks
+            .entry((String::from(endpoint), result))
+            .or_default() += 1;
     }
 }
 
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Renders every metric as Prometheus text exposition format 0.0.4.
@@ -117,19 +137,36 @@ pub fn render(config: &Config, state: &State) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# HELP mosaic_requests_total Requests answered, by route and status class.\n# TYPE mosaic_requests_total counter");
     for ((r, c), v) in &m.requests {
-        let _ = writeln!(o, "mosaic_requests_total{{route=\"{}\",status=\"{c}\"}} {v}", esc(r));
+        let _ = writeln!(
+            o,
+            "mosaic_requests_total{{route=\"{}\",status=\"{c}\"}} {v}",
+            esc(r)
+        );
     }
     let _ = writeln!(o, "# HELP mosaic_attempts_total Upstream attempts, by route, provider and outcome.\n# TYPE mosaic_attempts_total counter");
     for ((r, p, out), v) in &m.attempts {
-        let _ = writeln!(o, "mosaic_attempts_total{{route=\"{}\",provider=\"{}\",outcome=\"{}\"}} {v}", esc(r), esc(p), esc(out));
+        let _ = writeln!(
+            o,
+            "mosaic_attempts_total{{route=\"{}\",provider=\"{}\",outcome=\"{}\"}} {v}",
+            esc(r),
+            esc(p),
+            esc(out)
+        );
     }
-    let _ = writeln!(o, "# HELP mosaic_retries_total Retries, by route.\n# TYPE mosaic_retries_total counter");
+    let _ = writeln!(
+        o,
+        "# HELP mosaic_retries_total Retries, by route.\n# TYPE mosaic_retries_total counter"
+    );
     for (r, v) in &m.retries {
         let _ = writeln!(o, "mosaic_retries_total{{route=\"{}\"}} {v}", esc(r));
     }
     let _ = writeln!(o, "# HELP mosaic_cache_total Cache lookups, by route and result.\n# TYPE mosaic_cache_total counter");
     for ((r, res), v) in &m.cache {
-        let _ = writeln!(o, "mosaic_cache_total{{route=\"{}\",result=\"{res}\"}} {v}", esc(r));
+        let _ = writeln!(
+            o,
+            "mosaic_cache_total{{route=\"{}\",result=\"{res}\"}} {v}",
+            esc(r)
+        );
     }
     let _ = writeln!(o, "# HELP mosaic_rate_limited_total Requests refused by rate limits or quotas, by tenant.\n# TYPE mosaic_rate_limited_total counter");
     for (t, v) in &m.rate_limited {
@@ -137,18 +174,29 @@ pub fn render(config: &Config, state: &State) -> String {
     }
     let _ = writeln!(o, "# HELP mosaic_webhooks_total Webhook deliveries, by endpoint and result.\n# TYPE mosaic_webhooks_total counter");
     for ((e, res), v) in &m.webhooks {
-        let _ = writeln!(o, "mosaic_webhooks_total{{endpoint=\"{}\",result=\"{res}\"}} {v}", esc(e));
+        let _ = writeln!(
+            o,
+            "mosaic_webhooks_total{{endpoint=\"{}\",result=\"{res}\"}} {v}",
+            esc(e)
+        );
     }
     let _ = writeln!(o, "# HELP mosaic_breaker_state Circuit state by route and provider (0 closed, 1 half-open, 2 open).\n# TYPE mosaic_breaker_state gauge");
     for (ri, route) in config.routes.iter().enumerate() {
         for (slot, &p) in route.providers.iter().enumerate() {
-            let Some(b) = state.routes.get(ri).and_then(|r| r.breakers.get(slot)) else { continue };
+            let Some(b) = state.routes.get(ri).and_then(|r| r.breakers.get(slot)) else {
+                continue;
+            };
             let v = match b.state() {
                 crate::breaker::State::Closed => 0,
                 crate::breaker::State::HalfOpen { .. } => 1,
                 crate::breaker::State::Open { .. } => 2,
             };
-            let _ = writeln!(o, "mosaic_breaker_state{{route=\"{}\",provider=\"{}\"}} {v}", esc(&route.name), esc(&config.providers[p].id));
+            let _ = writeln!(
+                o,
+                "mosaic_breaker_state{{route=\"{}\",provider=\"{}\"}} {v}",
+                esc(&route.name),
+                esc(&config.providers[p].id)
+            );
         }
     }
     let _ = writeln!(o, "# HELP mosaic_upstream_latency_seconds Upstream attempt latency, by provider.\n# TYPE mosaic_upstream_latency_seconds histogram");
@@ -156,12 +204,30 @@ pub fn render(config: &Config, state: &State) -> String {
         let mut cum = 0;
         for (i, b) in BUCKETS_MS.iter().enumerate() {
             cum += h.counts[i];
-            let _ = writeln!(o, "mosaic_upstream_latency_seconds_bucket{{provider=\"{}\",le=\"{}\"}} {cum}", esc(p), format_secs(*b));
+            let _ = writeln!(
+                o,
+                "mosaic_upstream_latency_seconds_bucket{{provider=\"{}\",le=\"{}\"}} {cum}",
+                esc(p),
+                format_secs(*b)
+            );
         }
         cum += h.counts[BUCKETS_MS.len()];
-        let _ = writeln!(o, "mosaic_upstream_latency_seconds_bucket{{provider=\"{}\",le=\"+Inf\"}} {cum}", esc(p));
-        let _ = writeln!(o, "mosaic_upstream_latency_seconds_sum{{provider=\"{}\"}} {}", esc(p), h.sum_us as f64 / 1e6);
-        let _ = writeln!(o, "mosaic_upstream_latency_seconds_count{{provider=\"{}\"}} {cum}", esc(p));
+        let _ = writeln!(
+            o,
+            "mosaic_upstream_latency_seconds_bucket{{provider=\"{}\",le=\"+Inf\"}} {cum}",
+            esc(p)
+        );
+        let _ = writeln!(
+            o,
+            "mosaic_upstream_latency_seconds_sum{{provider=\"{}\"}} {}",
+            esc(p),
+            h.sum_us as f64 / 1e6
+        );
+        let _ = writeln!(
+            o,
+            "mosaic_upstream_latency_seconds_count{{provider=\"{}\"}} {cum}",
+            esc(p)
+        );
     }
     o
 }

@@ -188,7 +188,10 @@ impl Problem {
         )];
         if let Some(r) = self.retry_after {
             let secs = r.as_secs() + u64::from(r.subsec_nanos() > 0);
-            h.push((String::from("retry-after"), alloc::format!("{}", secs.max(1))));
+            h.push((
+                String::from("retry-after"),
+                alloc::format!("{}", secs.max(1)),
+            ));
         }
         h
     }
@@ -200,12 +203,16 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let p = Problem::new(ProblemKind::NoRoute, "GET /x matches no route").retry_after(Duration::from_millis(1500));
+        let p = Problem::new(ProblemKind::NoRoute, "GET /x matches no route")
+            .retry_after(Duration::from_millis(1500));
         let v: serde_json::Value = serde_json::from_str(&p.to_json("abc")).unwrap();
         assert_eq!(v["type"], "https://mosaic-edge.dev/problems/no-route");
         assert_eq!(v["status"], 404);
         assert_eq!(v["request_id"], "abc");
         assert_eq!(v["detail"], "GET /x matches no route");
-        assert_eq!(p.headers()[1], (String::from("retry-after"), String::from("2")));
+        assert_eq!(
+            p.headers()[1],
+            (String::from("retry-after"), String::from("2"))
+        );
     }
 }

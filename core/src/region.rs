@@ -5,9 +5,9 @@
 //! optional countries and colos. Distance is a small rank, nearest first: same colo, same
 //! country, same continent, a neighbouring continent, anywhere.
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use alloc::format;
 
 /// A continent, as Cloudflare reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,8 +50,18 @@ impl Continent {
         use Continent::*;
         matches!(
             (self, other),
-            (Na, Sa) | (Sa, Na) | (Na, Eu) | (Eu, Na) | (Eu, Af) | (Af, Eu) | (Eu, As) | (As, Eu)
-                | (As, Oc) | (Oc, As) | (Na, As) | (As, Na)
+            (Na, Sa)
+                | (Sa, Na)
+                | (Na, Eu)
+                | (Eu, Na)
+                | (Eu, Af)
+                | (Af, Eu)
+                | (Eu, As)
+                | (As, Eu)
+                | (As, Oc)
+                | (Oc, As)
+                | (Na, As)
+                | (As, Na)
         )
     }
 }
@@ -135,7 +145,11 @@ impl Region {
             }
         }
         if let Some(country) = &caller.country {
-            if self.countries.iter().any(|c| c.eq_ignore_ascii_case(country)) {
+            if self
+                .countries
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(country))
+            {
                 return 1;
             }
         }
@@ -161,7 +175,6 @@ pub struct Locality {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
 
     fn loc(colo: &str, country: &str, cont: &str) -> Locality {
         Locality {
@@ -173,7 +186,8 @@ mod tests {
 
     #[test]
     fn distance_ranks_outward() {
-        let fra = Region::parse("eu-central", &[String::from("de")], &[String::from("fra")]).unwrap();
+        let fra =
+            Region::parse("eu-central", &[String::from("de")], &[String::from("fra")]).unwrap();
         assert_eq!(fra.distance(&loc("FRA", "DE", "EU")), 0);
         assert_eq!(fra.distance(&loc("MUC", "DE", "EU")), 1);
         assert_eq!(fra.distance(&loc("CDG", "FR", "EU")), 2);
@@ -186,8 +200,11 @@ mod tests {
     fn parse_rejects_unknown_regions_and_codes() {
         assert!(Region::parse("mars-1", &[], &[]).is_err());
         assert!(Region::parse("eu", &[String::from("DEU")], &[]).is_err());
-        assert!(Region::parse("eu", &[], &vec![String::from("FRAX")]).is_err());
+        assert!(Region::parse("eu", &[], &[String::from("FRAX")]).is_err());
         assert_eq!(Region::parse("global", &[], &[]).unwrap().continent, None);
-        assert_eq!(Region::parse("us-east-1", &[], &[]).unwrap().continent, Some(Continent::Na));
+        assert_eq!(
+            Region::parse("us-east-1", &[], &[]).unwrap().continent,
+            Some(Continent::Na)
+        );
     }
 }

@@ -182,7 +182,10 @@ mod tests {
 
     #[test]
     fn backoff_ceiling_doubles_to_the_cap() {
-        let b = Backoff { base: Duration::from_millis(10), max: Duration::from_millis(100) };
+        let b = Backoff {
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(100),
+        };
         let c: Vec<u64> = (1..=6).map(|n| b.ceiling(n).as_millis() as u64).collect();
         assert_eq!(c, [10, 20, 40, 80, 100, 100]);
         assert_eq!(b.ceiling(1000), Duration::from_millis(100));
@@ -190,7 +193,11 @@ mod tests {
 
     #[test]
     fn budget_allows_floor_plus_ratio() {
-        let p = BudgetPolicy { ratio: 0.5, min_per_sec: 0, window: Duration::from_secs(10) };
+        let p = BudgetPolicy {
+            ratio: 0.5,
+            min_per_sec: 0,
+            window: Duration::from_secs(10),
+        };
         let mut b = RetryBudget::default();
         let now = Instant::from_secs(100);
         assert!(!b.withdraw(&p, now), "no requests, no floor: no retry");
@@ -210,7 +217,11 @@ mod tests {
 
     #[test]
     fn budget_floor() {
-        let p = BudgetPolicy { ratio: 0.0, min_per_sec: 1, window: Duration::from_secs(10) };
+        let p = BudgetPolicy {
+            ratio: 0.0,
+            min_per_sec: 1,
+            window: Duration::from_secs(10),
+        };
         let mut b = RetryBudget::default();
         let now = Instant::from_secs(5);
         let granted = (0..20).filter(|_| b.withdraw(&p, now)).count();
@@ -222,11 +233,23 @@ mod tests {
         let now = Instant::from_secs(1_000);
         assert_eq!(parse_retry_after("7", now), Some(Instant::from_secs(1_007)));
         assert_eq!(parse_retry_after(" 0 ", now), Some(now));
-        assert_eq!(parse_retry_after("99999999", now), Some(Instant::from_secs(1_000 + 86_400)));
+        assert_eq!(
+            parse_retry_after("99999999", now),
+            Some(Instant::from_secs(1_000 + 86_400))
+        );
         // Sun, 06 Nov 1994 08:49:37 GMT = 784111777
         let then = Instant::from_secs(784_111_700);
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", then), Some(Instant::from_secs(784_111_777)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now + Duration::from_secs(1 << 30)), Some(now + Duration::from_secs(1 << 30)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", then),
+            Some(Instant::from_secs(784_111_777))
+        );
+        assert_eq!(
+            parse_retry_after(
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+                now + Duration::from_secs(1 << 30)
+            ),
+            Some(now + Duration::from_secs(1 << 30))
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
     }

@@ -66,7 +66,9 @@ impl PathPattern {
                     if let Some(name) = inner.strip_prefix('*') {
                         check_ident(name, raw)?;
                         if i + 1 != n {
-                            return Err(format!("in `{raw}`: catch-all `{{*{name}}}` must be the last segment"));
+                            return Err(format!(
+                                "in `{raw}`: catch-all `{{*{name}}}` must be the last segment"
+                            ));
                         }
                         segments.push(Segment::CatchAll(name.into()));
                     } else {
@@ -79,8 +81,13 @@ impl PathPattern {
                     ));
                 } else if p == "." || p == ".." {
                     return Err(format!("in `{raw}`: dot segments are not allowed"));
-                } else if p.bytes().any(|b| b <= 0x20 || b >= 0x7f || b == b'\\' || b == b'?' || b == b'#') {
-                    return Err(format!("in `{raw}`: segment `{p}` has a forbidden character"));
+                } else if p
+                    .bytes()
+                    .any(|b| b <= 0x20 || b >= 0x7f || b == b'\\' || b == b'?' || b == b'#')
+                {
+                    return Err(format!(
+                        "in `{raw}`: segment `{p}` has a forbidden character"
+                    ));
                 } else {
                     segments.push(Segment::Static(p.into()));
                 }
@@ -122,7 +129,9 @@ impl PathPattern {
             out.push('/');
             match s {
                 Segment::Static(t) => out.push_str(t),
-                Segment::Param(n) | Segment::CatchAll(n) => out.push_str(params.get(n).unwrap_or("")),
+                Segment::Param(n) | Segment::CatchAll(n) => {
+                    out.push_str(params.get(n).unwrap_or(""))
+                }
             }
         }
         if self.trailing_slash || out.is_empty() {
@@ -134,7 +143,9 @@ impl PathPattern {
 
 fn check_ident(name: &str, raw: &str) -> Result<(), String> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(format!("in `{raw}`: `{name}` is not a valid parameter name"));
+        return Err(format!(
+            "in `{raw}`: `{name}` is not a valid parameter name"
+        ));
     }
     Ok(())
 }
@@ -158,7 +169,9 @@ impl<'t, 'p> Params<'t, 'p> {
     /// The value of parameter `name`.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&'p str> {
-        (0..self.len).find(|&i| self.names[i] == name).map(|i| self.values[i])
+        (0..self.len)
+            .find(|&i| self.names[i] == name)
+            .map(|i| self.values[i])
     }
     /// Number of parameters.
     #[must_use]
@@ -246,7 +259,9 @@ impl RouteTable {
             for seg in &r.pattern.segments {
                 match seg {
                     Segment::Static(s) => {
-                        let pos = node.statics.binary_search_by(|(k, _)| (**k).cmp(s.as_str()));
+                        let pos = node
+                            .statics
+                            .binary_search_by(|(k, _)| (**k).cmp(s.as_str()));
                         let i = match pos {
                             Ok(i) => i,
                             Err(i) => {
@@ -273,7 +288,10 @@ impl RouteTable {
             };
             for &other in slot.iter() {
                 if t.entries[other].overlaps(&t.entries[ix]) {
-                    conflicts.push(Conflict { earlier: other, later: ix });
+                    conflicts.push(Conflict {
+                        earlier: other,
+                        later: ix,
+                    });
                 }
             }
             slot.push(ix);
@@ -399,15 +417,20 @@ impl Entry {
                 (Some(h), Some(qh)) => h.eq_ignore_ascii_case(qh),
                 (Some(_), None) => false,
             }
-            && self.headers.iter().all(|(n, v)| match (q.headers.header(n), v) {
-                (Some(_), None) => true,
-                (Some(got), Some(want)) => got == &**want,
-                (None, _) => false,
-            })
+            && self
+                .headers
+                .iter()
+                .all(|(n, v)| match (q.headers.header(n), v) {
+                    (Some(_), None) => true,
+                    (Some(got), Some(want)) => got == &**want,
+                    (None, _) => false,
+                })
     }
 
     fn overlaps(&self, other: &Entry) -> bool {
-        self.methods.intersects(other.methods) && self.host == other.host && self.headers == other.headers
+        self.methods.intersects(other.methods)
+            && self.host == other.host
+            && self.headers == other.headers
     }
 }
 
@@ -417,9 +440,17 @@ mod tests {
     use crate::config::{RawConfig, RawMatch, RawProvider, RawRoute};
     use alloc::vec;
 
+    type Expect = (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        Vec<(&'static str, &'static str)>,
+    );
+    type RouteSpec<'a> = &'a [(&'a str, &'a str, Option<&'a str>)];
+
     struct MatchTest {
         routes: Vec<(&'static str, &'static str, Option<&'static str>)>,
-        matches: Vec<(&'static str, &'static str, Option<&'static str>, Vec<(&'static str, &'static str)>)>,
+        matches: Vec<Expect>,
     }
 
     fn config(routes: &[(&str, &str, Option<&str>)]) -> crate::config::Config {
@@ -436,7 +467,11 @@ mod tests {
                 .map(|(i, (m, p, host))| RawRoute {
                     name: format!("r{i}"),
                     matcher: RawMatch {
-                        methods: if m.is_empty() { vec![] } else { vec![(*m).into()] },
+                        methods: if m.is_empty() {
+                            vec![]
+                        } else {
+                            vec![(*m).into()]
+                        },
                         host: host.map(Into::into),
                         path: (*p).into(),
                         headers: Default::default(),
@@ -455,9 +490,18 @@ mod tests {
             let cfg = config(&self.routes);
             let none: [(&str, &str); 0] = [];
             for (method, path, expect, params) in self.matches {
-                let m = cfg.table.lookup(Method::parse(method).unwrap(), Some("example.com"), path, &none[..]);
+                let m = cfg.table.lookup(
+                    Method::parse(method).unwrap(),
+                    Some("example.com"),
+                    path,
+                    &none[..],
+                );
                 match expect {
-                    None => assert!(m.is_none(), "{method} {path} should not match, got {:?}", m.map(|m| m.route)),
+                    None => assert!(
+                        m.is_none(),
+                        "{method} {path} should not match, got {:?}",
+                        m.map(|m| m.route)
+                    ),
                     Some(want) => {
                         let m = m.unwrap_or_else(|| panic!("{method} {path} should match {want}"));
                         assert_eq!(cfg.routes[m.route].pattern.raw, want, "{method} {path}");
@@ -487,16 +531,51 @@ mod tests {
             ],
             matches: vec![
                 ("GET", "/", Some("/"), vec![]),
-                ("GET", "/repos/a/b", Some("/repos/{owner}/{repo}"), vec![("owner", "a"), ("repo", "b")]),
-                ("GET", "/repos/rust-lang/rust", Some("/repos/rust-lang/{repo}"), vec![("repo", "rust")]),
-                ("GET", "/repos/a/b/issues", Some("/repos/{owner}/{repo}/issues"), vec![("owner", "a"), ("repo", "b")]),
-                ("GET", "/repos/rust-lang/rust/issues", Some("/repos/{owner}/{repo}/issues"), vec![("owner", "rust-lang"), ("repo", "rust")]),
-                ("POST", "/repos/a/b/issues", Some("/repos/{owner}/{repo}/issues"), vec![("owner", "a"), ("repo", "b")]),
+                (
+                    "GET",
+                    "/repos/a/b",
+                    Some("/repos/{owner}/{repo}"),
+                    vec![("owner", "a"), ("repo", "b")],
+                ),
+                (
+                    "GET",
+                    "/repos/rust-lang/rust",
+                    Some("/repos/rust-lang/{repo}"),
+                    vec![("repo", "rust")],
+                ),
+                (
+                    "GET",
+                    "/repos/a/b/issues",
+                    Some("/repos/{owner}/{repo}/issues"),
+                    vec![("owner", "a"), ("repo", "b")],
+                ),
+                (
+                    "GET",
+                    "/repos/rust-lang/rust/issues",
+                    Some("/repos/{owner}/{repo}/issues"),
+                    vec![("owner", "rust-lang"), ("repo", "rust")],
+                ),
+                (
+                    "POST",
+                    "/repos/a/b/issues",
+                    Some("/repos/{owner}/{repo}/issues"),
+                    vec![("owner", "a"), ("repo", "b")],
+                ),
                 ("DELETE", "/repos/a/b/issues", None, vec![]),
                 ("GET", "/repos/a", None, vec![]),
                 ("GET", "/repos/a/b/c", None, vec![]),
-                ("GET", "/static/css/site.css", Some("/static/{*path}"), vec![("path", "css/site.css")]),
-                ("PUT", "/static/x", Some("/static/{*path}"), vec![("path", "x")]),
+                (
+                    "GET",
+                    "/static/css/site.css",
+                    Some("/static/{*path}"),
+                    vec![("path", "css/site.css")],
+                ),
+                (
+                    "PUT",
+                    "/static/x",
+                    Some("/static/{*path}"),
+                    vec![("path", "x")],
+                ),
                 ("GET", "/static", None, vec![]),
                 ("GET", "/a/b/", Some("/a/b/"), vec![]),
                 ("GET", "/a/b", None, vec![]),
@@ -542,22 +621,43 @@ mod tests {
         let t = &cfg.table;
         let name = |m: Option<Match<'_, '_>>| m.map(|m| cfg.routes[m.route].name.as_str());
         let none: [(&str, &str); 0] = [];
-        assert_eq!(name(t.lookup(Method::Get, Some("other"), "/api/x", &none[..])), Some("any"));
-        assert_eq!(name(t.lookup(Method::Get, Some("API.example.com"), "/api/x", &none[..])), Some("host"));
-        assert_eq!(name(t.lookup(Method::Get, None, "/api/x", &[("x-beta", "1")][..])), Some("beta"));
-        assert_eq!(name(t.lookup(Method::Get, None, "/api/x", &[("x-beta", "2")][..])), Some("any"));
-        assert_eq!(name(t.lookup(Method::Get, None, "/api/x", &[("X-Trace", "")][..])), Some("present"));
-        assert_eq!(name(t.lookup(Method::Post, None, "/api/x", &none[..])), None);
+        assert_eq!(
+            name(t.lookup(Method::Get, Some("other"), "/api/x", &none[..])),
+            Some("any")
+        );
+        assert_eq!(
+            name(t.lookup(Method::Get, Some("API.example.com"), "/api/x", &none[..])),
+            Some("host")
+        );
+        assert_eq!(
+            name(t.lookup(Method::Get, None, "/api/x", &[("x-beta", "1")][..])),
+            Some("beta")
+        );
+        assert_eq!(
+            name(t.lookup(Method::Get, None, "/api/x", &[("x-beta", "2")][..])),
+            Some("any")
+        );
+        assert_eq!(
+            name(t.lookup(Method::Get, None, "/api/x", &[("X-Trace", "")][..])),
+            Some("present")
+        );
+        assert_eq!(
+            name(t.lookup(Method::Post, None, "/api/x", &none[..])),
+            None
+        );
     }
 
     #[test]
     fn conflicts_are_rejected_when_built() {
-        let cases: [(&[(&str, &str, Option<&str>)], bool); 6] = [
+        let cases: [(RouteSpec<'_>, bool); 6] = [
             (&[("GET", "/a/{x}", None), ("GET", "/a/{y}", None)], true),
             (&[("GET", "/a/{x}", None), ("POST", "/a/{y}", None)], false),
             (&[("", "/a/{x}", None), ("POST", "/a/{y}", None)], true),
             (&[("GET", "/a/{*x}", None), ("GET", "/a/{*y}", None)], true),
-            (&[("GET", "/a/{x}", Some("h")), ("GET", "/a/{x}", None)], false),
+            (
+                &[("GET", "/a/{x}", Some("h")), ("GET", "/a/{x}", None)],
+                false,
+            ),
             (&[("GET", "/a/b", None), ("GET", "/a/{x}", None)], false),
         ];
         for (routes, conflict) in cases {
@@ -573,7 +673,11 @@ mod tests {
                     .map(|(i, (m, p, h))| RawRoute {
                         name: format!("r{i}"),
                         matcher: RawMatch {
-                            methods: if m.is_empty() { vec![] } else { vec![(*m).into()] },
+                            methods: if m.is_empty() {
+                                vec![]
+                            } else {
+                                vec![(*m).into()]
+                            },
                             host: h.map(Into::into),
                             path: (*p).into(),
                             headers: Default::default(),
@@ -616,7 +720,10 @@ mod tests {
     fn render_substitutes_params() {
         let cfg = config(&[("GET", "/gh/{owner}/{*rest}", None)]);
         let none: [(&str, &str); 0] = [];
-        let m = cfg.table.lookup(Method::Get, None, "/gh/me/a/b", &none[..]).unwrap();
+        let m = cfg
+            .table
+            .lookup(Method::Get, None, "/gh/me/a/b", &none[..])
+            .unwrap();
         let up = PathPattern::parse("/repos/{owner}/{*rest}").unwrap();
         assert_eq!(up.render(&m.params), "/repos/me/a/b");
         assert_eq!(PathPattern::parse("/").unwrap().render(&m.params), "/");

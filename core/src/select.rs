@@ -110,7 +110,8 @@ pub fn order(
                 sel.swrr = alloc::vec![0; route_providers.len()];
             }
             if !slots.is_empty() {
-                let weight = |s: usize| i64::from(input.providers.get(pid(s)).map_or(1, |p| p.weight));
+                let weight =
+                    |s: usize| i64::from(input.providers.get(pid(s)).map_or(1, |p| p.weight));
                 let total: i64 = slots.iter().map(|&s| weight(s)).sum();
                 for &s in &slots {
                     sel.swrr[s] += weight(s);
@@ -134,7 +135,11 @@ pub fn order(
                     b += 1;
                 }
                 let (sa, sb) = (slots[a], slots[b]);
-                let pick = if stat(sb).cost(now) < stat(sa).cost(now) { sb } else { sa };
+                let pick = if stat(sb).cost(now) < stat(sa).cost(now) {
+                    sb
+                } else {
+                    sa
+                };
                 slots.sort_by(|&x, &y| {
                     (x != pick)
                         .cmp(&(y != pick))
@@ -212,47 +217,121 @@ mod tests {
         }
     }
 
-    fn run(strategy: Strategy, providers: &[Provider], stats: &[ProviderStats], loc: &Locality, n: usize, seed: u64) -> Vec<Vec<usize>> {
+    fn run(
+        strategy: Strategy,
+        providers: &[Provider],
+        stats: &[ProviderStats],
+        loc: &Locality,
+        n: usize,
+        seed: u64,
+    ) -> Vec<Vec<usize>> {
         let mut sel = RouteSelection::default();
         let mut rng = Rng::seed(seed);
         let ids: Vec<usize> = (0..providers.len()).collect();
-        let input = Inputs { providers, stats, locality: loc, now: Instant::from_secs(100) };
-        (0..n).map(|_| order(&strategy, &ids, |_| true, &input, &mut sel, &mut rng)).collect()
+        let input = Inputs {
+            providers,
+            stats,
+            locality: loc,
+            now: Instant::from_secs(100),
+        };
+        (0..n)
+            .map(|_| order(&strategy, &ids, |_| true, &input, &mut sel, &mut rng))
+            .collect()
     }
 
     #[test]
     fn priority_keeps_order_and_skips_unavailable() {
-        let ps = vec![provider("a", 1, 0.0, ""), provider("b", 1, 0.0, ""), provider("c", 1, 0.0, "")];
+        let ps = vec![
+            provider("a", 1, 0.0, ""),
+            provider("b", 1, 0.0, ""),
+            provider("c", 1, 0.0, ""),
+        ];
         let stats = vec![ProviderStats::default(); 3];
         let loc = Locality::default();
-        let input = Inputs { providers: &ps, stats: &stats, locality: &loc, now: Instant::EPOCH };
+        let input = Inputs {
+            providers: &ps,
+            stats: &stats,
+            locality: &loc,
+            now: Instant::EPOCH,
+        };
         let mut sel = RouteSelection::default();
         let mut rng = Rng::seed(1);
-        assert_eq!(order(&Strategy::Priority, &[0, 1, 2], |_| true, &input, &mut sel, &mut rng), [0, 1, 2]);
-        assert_eq!(order(&Strategy::Priority, &[0, 1, 2], |i| i != 0, &input, &mut sel, &mut rng), [1, 2]);
-        assert!(order(&Strategy::Priority, &[0, 1, 2], |_| false, &input, &mut sel, &mut rng).is_empty());
+        assert_eq!(
+            order(
+                &Strategy::Priority,
+                &[0, 1, 2],
+                |_| true,
+                &input,
+                &mut sel,
+                &mut rng
+            ),
+            [0, 1, 2]
+        );
+        assert_eq!(
+            order(
+                &Strategy::Priority,
+                &[0, 1, 2],
+                |i| i != 0,
+                &input,
+                &mut sel,
+                &mut rng
+            ),
+            [1, 2]
+        );
+        assert!(order(
+            &Strategy::Priority,
+            &[0, 1, 2],
+            |_| false,
+            &input,
+            &mut sel,
+            &mut rng
+        )
+        .is_empty());
     }
 
     #[test]
     fn smooth_weighted_interleaves_in_proportion() {
-        let ps = vec![provider("a", 5, 0.0, ""), provider("b", 1, 0.0, ""), provider("c", 1, 0.0, "")];
+        let ps = vec![
+            provider("a", 5, 0.0, ""),
+            provider("b", 1, 0.0, ""),
+            provider("c", 1, 0.0, ""),
+        ];
         let stats = vec![ProviderStats::default(); 3];
-        let firsts: Vec<usize> = run(Strategy::Weighted, &ps, &stats, &Locality::default(), 7, 1).iter().map(|o| o[0]).collect();
+        let firsts: Vec<usize> = run(Strategy::Weighted, &ps, &stats, &Locality::default(), 7, 1)
+            .iter()
+            .map(|o| o[0])
+            .collect();
         // nginx's documented sequence for 5/1/1: a a b a c a a
         assert_eq!(firsts, [0, 0, 1, 0, 2, 0, 0]);
     }
 
     #[test]
     fn round_robin_rotates() {
-        let ps = vec![provider("a", 1, 0.0, ""), provider("b", 1, 0.0, ""), provider("c", 1, 0.0, "")];
+        let ps = vec![
+            provider("a", 1, 0.0, ""),
+            provider("b", 1, 0.0, ""),
+            provider("c", 1, 0.0, ""),
+        ];
         let stats = vec![ProviderStats::default(); 3];
-        let orders = run(Strategy::RoundRobin, &ps, &stats, &Locality::default(), 4, 1);
-        assert_eq!(orders, [vec![0, 1, 2], vec![1, 2, 0], vec![2, 0, 1], vec![0, 1, 2]]);
+        let orders = run(
+            Strategy::RoundRobin,
+            &ps,
+            &stats,
+            &Locality::default(),
+            4,
+            1,
+        );
+        assert_eq!(
+            orders,
+            [vec![0, 1, 2], vec![1, 2, 0], vec![2, 0, 1], vec![0, 1, 2]]
+        );
     }
 
     #[test]
     fn random_is_seeded_and_a_permutation() {
-        let ps: Vec<Provider> = (0..5).map(|i| provider(&alloc::format!("p{i}"), 1, 0.0, "")).collect();
+        let ps: Vec<Provider> = (0..5)
+            .map(|i| provider(&alloc::format!("p{i}"), 1, 0.0, ""))
+            .collect();
         let stats = vec![ProviderStats::default(); 5];
         let a = run(Strategy::Random, &ps, &stats, &Locality::default(), 20, 9);
         let b = run(Strategy::Random, &ps, &stats, &Locality::default(), 20, 9);
@@ -274,38 +353,92 @@ mod tests {
         let now = Instant::from_secs(100);
         stats[0].observe(Duration::from_millis(200), true, now);
         stats[1].observe(Duration::from_millis(5), true, now);
-        for o in run(Strategy::LeastLatency, &ps, &stats, &Locality::default(), 10, 3) {
+        for o in run(
+            Strategy::LeastLatency,
+            &ps,
+            &stats,
+            &Locality::default(),
+            10,
+            3,
+        ) {
             assert_eq!(o, [1, 0]);
         }
         // a busy fast provider loses to an idle slow one
         stats[1].pending = 100;
-        for o in run(Strategy::LeastLatency, &ps, &stats, &Locality::default(), 10, 3) {
+        for o in run(
+            Strategy::LeastLatency,
+            &ps,
+            &stats,
+            &Locality::default(),
+            10,
+            3,
+        ) {
             assert_eq!(o, [0, 1]);
         }
     }
 
     #[test]
     fn cost_aware_picks_cheapest_within_bound() {
-        let ps = vec![provider("pricey", 1, 5.0, ""), provider("cheap-slow", 1, 0.1, ""), provider("cheap", 1, 1.0, "")];
+        let ps = vec![
+            provider("pricey", 1, 5.0, ""),
+            provider("cheap-slow", 1, 0.1, ""),
+            provider("cheap", 1, 1.0, ""),
+        ];
         let mut stats = vec![ProviderStats::default(); 3];
         let now = Instant::from_secs(100);
         stats[0].observe(Duration::from_millis(10), true, now);
         stats[1].observe(Duration::from_millis(900), true, now);
         stats[2].observe(Duration::from_millis(20), true, now);
-        let o = run(Strategy::CostAware { max_latency: Duration::from_millis(100) }, &ps, &stats, &Locality::default(), 1, 1);
+        let o = run(
+            Strategy::CostAware {
+                max_latency: Duration::from_millis(100),
+            },
+            &ps,
+            &stats,
+            &Locality::default(),
+            1,
+            1,
+        );
         assert_eq!(o[0], [2, 0, 1]);
-        let o = run(Strategy::CostAware { max_latency: Duration::from_secs(1) }, &ps, &stats, &Locality::default(), 1, 1);
+        let o = run(
+            Strategy::CostAware {
+                max_latency: Duration::from_secs(1),
+            },
+            &ps,
+            &stats,
+            &Locality::default(),
+            1,
+            1,
+        );
         assert_eq!(o[0], [1, 2, 0]);
     }
 
     #[test]
     fn region_nearest_falls_back_outward() {
-        let ps = vec![provider("us", 1, 0.0, "us-east"), provider("ap", 1, 0.0, "ap-south"), provider("eu", 1, 0.0, "eu-west"), provider("any", 1, 0.0, "")];
+        let ps = vec![
+            provider("us", 1, 0.0, "us-east"),
+            provider("ap", 1, 0.0, "ap-south"),
+            provider("eu", 1, 0.0, "eu-west"),
+            provider("any", 1, 0.0, ""),
+        ];
         let stats = vec![ProviderStats::default(); 4];
-        let eu = Locality { colo: Some(String::from("CDG")), country: Some(String::from("FR")), continent: Some(Continent::Eu) };
-        assert_eq!(run(Strategy::RegionNearest, &ps, &stats, &eu, 1, 1)[0], [2, 0, 1, 3]);
-        let oc = Locality { continent: Some(Continent::Oc), ..Default::default() };
-        assert_eq!(run(Strategy::RegionNearest, &ps, &stats, &oc, 1, 1)[0], [1, 0, 2, 3]);
+        let eu = Locality {
+            colo: Some(String::from("CDG")),
+            country: Some(String::from("FR")),
+            continent: Some(Continent::Eu),
+        };
+        assert_eq!(
+            run(Strategy::RegionNearest, &ps, &stats, &eu, 1, 1)[0],
+            [2, 0, 1, 3]
+        );
+        let oc = Locality {
+            continent: Some(Continent::Oc),
+            ..Default::default()
+        };
+        assert_eq!(
+            run(Strategy::RegionNearest, &ps, &stats, &oc, 1, 1)[0],
+            [1, 0, 2, 3]
+        );
     }
 
     #[test]
@@ -317,7 +450,14 @@ mod tests {
             stats[0].observe(Duration::from_millis(10), false, now);
             stats[1].observe(Duration::from_millis(10), true, now);
         }
-        let orders = run(Strategy::Adaptive, &ps, &stats, &Locality::default(), 1000, 5);
+        let orders = run(
+            Strategy::Adaptive,
+            &ps,
+            &stats,
+            &Locality::default(),
+            1000,
+            5,
+        );
         let good_first = orders.iter().filter(|o| o[0] == 1).count();
         assert!((900..1000).contains(&good_first), "{good_first}");
     }

@@ -22,6 +22,9 @@ use crate::http::HeaderList;
 use crate::rng::Rng;
 use crate::time::Instant;
 
+/// Attempts and transcript lines kept at most (benchmarks run millions of requests).
+pub const RECORD_LIMIT: usize = 10_000;
+
 /// How a simulated upstream behaves.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Behaviour {
@@ -145,22 +148,28 @@ impl SimHost {
     /// Sets provider `id`'s default behaviour.
     pub fn upstream(&self, id: &str, b: Behaviour) {
         let mut i = self.inner.borrow_mut();
-        let u = i.upstreams.entry(String::from(id)).or_insert_with(|| Upstream {
-            script: VecDeque::new(),
-            default: Behaviour::ok(),
-            hits: 0,
-        });
+        let u = i
+            .upstreams
+            .entry(String::from(id))
+            .or_insert_with(|| Upstream {
+                script: VecDeque::new(),
+                default: Behaviour::ok(),
+                hits: 0,
+            });
         u.default = b;
     }
 
     /// Queues one-shot behaviours for provider `id` (used before the default).
     pub fn script(&self, id: &str, bs: impl IntoIterator<Item = Behaviour>) {
         let mut i = self.inner.borrow_mut();
-        let u = i.upstreams.entry(String::from(id)).or_insert_with(|| Upstream {
-            script: VecDeque::new(),
-            default: Behaviour::ok(),
-            hits: 0,
-        });
+        let u = i
+            .upstreams
+            .entry(String::from(id))
+            .or_insert_with(|| Upstream {
+                script: VecDeque::new(),
+                default: Behaviour::ok(),
+                hits: 0,
+            });
         u.script.extend(bs);
     }
 
@@ -215,15 +224,23 @@ impl Host for SimHost {
         f(&mut self.inner.borrow_mut().state)
     }
 
-    fn fetch(&self, a: &Attempt) -> impl Future<Output = Result<UpstreamResponse<Vec<u8>>, FetchError>> {
+    fn fetch(
+        &self,
+        a: &Attempt,
+    ) -> impl Future<Output = Result<UpstreamResponse<Vec<u8>>, FetchError>> {
         let mut i = self.inner.borrow_mut();
         let start_ms = self.ms(&i);
-        i.requests.push(a.clone());
-        let u = i.upstreams.entry(a.provider_id.clone()).or_insert_with(|| Upstream {
-            script: VecDeque::new(),
-            default: Behaviour::ok(),
-            hits: 0,
-        });
+        if i.requests.len() < RECORD_LIMIT {
+            i.requests.push(a.clone());
+        }
+        let u = i
+            .upstreams
+            .entry(a.provider_id.clone())
+            .or_insert_with(|| Upstream {
+                script: VecDeque::new(),
+                default: Behaviour::ok(),
+                hits: 0,
+            });
         u.hits += 1;
         let behaviour = u.script.pop_front().unwrap_or_else(|| u.default.clone());
         let budget = a.deadline.saturating_since(i.now);
@@ -252,22 +269,45 @@ impl Host for SimHost {
                     })
                 }
             }
-            Behaviour::Respond { status, latency, headers, body } => {
+            Behaviour::Respond {
+                status,
+                latency,
+                headers,
+                body,
+            } => {
                 if latency >= budget {
                     i.now = a.deadline;
                     Err(FetchError::Timeout)
                 } else {
                     i.now = i.now + latency;
-                    Ok(UpstreamResponse { status, headers, body })
+                    Ok(UpstreamResponse {
+                        status,
+                        headers,
+                        body,
+                    })
                 }
             }
         };
         let end_ms = self.ms(&i);
         let line = match &result {
-            Ok(r) => format!("{start_ms}ms #{} {} {} -> {} at {end_ms}ms", a.id, a.provider_id, a.method.as_str(), r.status),
-            Err(e) => format!("{start_ms}ms #{} {} {} -> {} at {end_ms}ms", a.id, a.provider_id, a.method.as_str(), e.name()),
+            Ok(r) => format!(
+                "{start_ms}ms #{} {} {} -> {} at {end_ms}ms",
+                a.id,
+                a.provider_id,
+                a.method.as_str(),
+                r.status
+            ),
+            Err(e) => format!(
+                "{start_ms}ms #{} {} {} -> {} at {end_ms}ms",
+                a.id,
+                a.provider_id,
+                a.method.as_str(),
+                e.name()
+            ),
         };
-        i.transcript.push(line);
+        if i.transcript.len() < RECORD_LIMIT {
+            i.transcript.push(line);
+        }
         core::future::ready(result)
     }
 
@@ -284,7 +324,10 @@ impl Host for SimHost {
 
     fn cache_get(&self, key: &str) -> impl Future<Output = Option<Vec<u8>>> {
         let i = self.inner.borrow();
-        let v = i.kv.get(key).filter(|(_, exp)| *exp > i.now).map(|(v, _)| v.clone());
+        let v =
+            i.kv.get(key)
+                .filter(|(_, exp)| *exp > i.now)
+                .map(|(v, _)| v.clone());
         core::future::ready(v)
     }
 
@@ -295,8 +338,16 @@ impl Host for SimHost {
         core::future::ready(())
     }
 
-    fn read_body(&self, body: Vec<u8>, cap: usize) -> impl Future<Output = Result<Vec<u8>, Vec<u8>>> {
-        core::future::ready(if body.len() <= cap { Ok(body) } else { Err(body) })
+    fn read_body(
+        &self,
+        body: Vec<u8>,
+        cap: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, Vec<u8>>> {
+        core::future::ready(if body.len() <= cap {
+            Ok(body)
+        } else {
+            Err(body)
+        })
     }
 }
 

@@ -32,7 +32,10 @@ impl core::fmt::Display for SnapshotError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SnapshotError::Malformed => f.write_str("snapshot is malformed or truncated"),
-            SnapshotError::Version(v) => write!(f, "snapshot version {v} is not supported (this build reads {VERSION})"),
+            SnapshotError::Version(v) => write!(
+                f,
+                "snapshot version {v} is not supported (this build reads {VERSION})"
+            ),
         }
     }
 }
@@ -101,7 +104,8 @@ fn unzigzag(v: u64) -> i64 {
 }
 
 fn count(r: &mut Reader<'_>, left: usize) -> Result<usize, SnapshotError> {
-    let n = usize::try_from(r.varint().ok_or(SnapshotError::Malformed)?).map_err(|_| SnapshotError::Malformed)?;
+    let n = usize::try_from(r.varint().ok_or(SnapshotError::Malformed)?)
+        .map_err(|_| SnapshotError::Malformed)?;
     if n > left {
         return Err(SnapshotError::Malformed);
     }
@@ -132,7 +136,11 @@ pub fn decode_into(config: &Config, state: &mut State, bytes: &[u8]) -> Result<(
         let success = r.f64().ok_or(m)?;
         let samples = u32::try_from(r.varint().ok_or(m)?).map_err(|_| m)?;
         let cool = r.varint().ok_or(m)?;
-        if !(ewma.is_finite() && ewma >= 0.0 && success.is_finite() && (0.0..=1.0).contains(&success)) {
+        if !(ewma.is_finite()
+            && ewma >= 0.0
+            && success.is_finite()
+            && (0.0..=1.0).contains(&success))
+        {
             return Err(m);
         }
         if let Some(i) = config.provider_index(&id) {
@@ -161,8 +169,13 @@ pub fn decode_into(config: &Config, state: &mut State, bytes: &[u8]) -> Result<(
             let cw = unzigzag(r.varint().ok_or(m)?);
             let st = match tag {
                 0 => BState::Closed,
-                1 => BState::Open { until: Instant::from_micros(until) },
-                2 => BState::HalfOpen { in_flight: 0, successes: 0 },
+                1 => BState::Open {
+                    until: Instant::from_micros(until),
+                },
+                2 => BState::HalfOpen {
+                    in_flight: 0,
+                    successes: 0,
+                },
                 _ => return Err(m),
             };
             let Some(ri) = ri else { continue };
@@ -196,7 +209,14 @@ pub fn decode_into(config: &Config, state: &mut State, bytes: &[u8]) -> Result<(
         if !(cost.is_finite() && cost >= 0.0) {
             return Err(m);
         }
-        next.quotas.insert(k, QuotaUsage { day, requests, cost });
+        next.quotas.insert(
+            k,
+            QuotaUsage {
+                day,
+                requests,
+                cost,
+            },
+        );
     }
     if !r.is_empty() {
         return Err(m);

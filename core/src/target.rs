@@ -29,11 +29,17 @@ impl TargetError {
     #[must_use]
     pub const fn describe(self) -> &'static str {
         match self {
-            TargetError::NotOriginForm => "the request target must be a path starting with a single '/'",
+            TargetError::NotOriginForm => {
+                "the request target must be a path starting with a single '/'"
+            }
             TargetError::EmptySegment => "the path contains an empty segment ('//')",
             TargetError::DotSegment => "the path contains a '.' or '..' segment",
-            TargetError::EncodedDelimiter => "the path contains an encoded '/', '\\' or '.', or malformed percent-encoding",
-            TargetError::ForbiddenCharacter => "the path contains a forbidden character ('\\', '@', space, control or non-ASCII)",
+            TargetError::EncodedDelimiter => {
+                "the path contains an encoded '/', '\\' or '.', or malformed percent-encoding"
+            }
+            TargetError::ForbiddenCharacter => {
+                "the path contains a forbidden character ('\\', '@', space, control or non-ASCII)"
+            }
             TargetError::TooLong => "the request target is longer than 8192 bytes",
         }
     }
@@ -209,10 +215,7 @@ fn is_private_v6(h: &str) -> bool {
     if h == "::1" || h == "::" {
         return true;
     }
-    if let Some(v4) = h
-        .strip_prefix("::ffff:")
-        .and_then(parse_ipv4)
-    {
+    if let Some(v4) = h.strip_prefix("::ffff:").and_then(parse_ipv4) {
         return is_private_v4(v4);
     }
     let first = h.split(':').next().unwrap_or("");
@@ -283,13 +286,34 @@ mod tests {
     #[test]
     fn private_hosts() {
         for h in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
-            "0.0.0.0", "100.64.0.1", "::1", "::", "fe80::1", "fd00::1", "::ffff:127.0.0.1",
-            "localhost", "LOCALHOST.", "a.localhost", "metadata.google.internal", "printer.local",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "localhost",
+            "LOCALHOST.",
+            "a.localhost",
+            "metadata.google.internal",
+            "printer.local",
         ] {
             assert!(is_private_host(h), "{h}");
         }
-        for h in ["8.8.8.8", "172.32.0.1", "api.github.com", "2606:4700::1111", "100.128.0.1"] {
+        for h in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "api.github.com",
+            "2606:4700::1111",
+            "100.128.0.1",
+        ] {
             assert!(!is_private_host(h), "{h}");
         }
         assert_eq!(parse_ipv4("1.2.3"), None);

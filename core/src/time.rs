@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(t.as_secs(), 1);
         assert_eq!(Instant::from_secs(u64::MAX), Instant::MAX);
         assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
-        assert_eq!(Instant::EPOCH.saturating_sub(Duration::from_secs(1)), Instant::EPOCH);
+        assert_eq!(
+            Instant::EPOCH.saturating_sub(Duration::from_secs(1)),
+            Instant::EPOCH
+        );
         assert_eq!(t - Instant::from_secs(2), Duration::ZERO);
         assert_eq!(Instant::from_secs(2) - t, Duration::from_millis(500));
     }

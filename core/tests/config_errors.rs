@@ -1,4 +1,5 @@
 //! Config validation: every error is reported, each with its key path.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mosaic_core::RawConfig;
 
@@ -75,9 +76,18 @@ tenant = "nobody"
         "webhooks[0].tenant: unknown tenant `nobody`",
     ];
     for w in want {
-        assert!(e.iter().any(|x| x.starts_with(w)), "missing error starting with:\n  {w}\ngot:\n  {}", e.join("\n  "));
+        assert!(
+            e.iter().any(|x| x.starts_with(w)),
+            "missing error starting with:\n  {w}\ngot:\n  {}",
+            e.join("\n  ")
+        );
     }
-    assert_eq!(e.len(), want.len(), "exactly these errors:\n  {}", e.join("\n  "));
+    assert_eq!(
+        e.len(),
+        want.len(),
+        "exactly these errors:\n  {}",
+        e.join("\n  ")
+    );
 }
 
 #[test]
@@ -113,7 +123,10 @@ retry = { attempts = 5 }
     .unwrap();
     let c = raw.validate().unwrap();
     assert_eq!(c.routes[0].retry.max_attempts, 2, "from [defaults]");
-    assert_eq!(c.routes[1].retry.max_attempts, 5, "route overrides defaults");
+    assert_eq!(
+        c.routes[1].retry.max_attempts, 5,
+        "route overrides defaults"
+    );
     assert_eq!(c.routes[0].strategy.name(), "region-nearest");
     let refs: Vec<String> = c.secret_refs().iter().map(|r| r.to_string()).collect();
     assert_eq!(refs, ["env:GITHUB_TOKEN", "env:MOSAIC_ADMIN_TOKEN"]);
@@ -153,7 +166,10 @@ upstream_path = "/y/{nope}"
 providers = ["p"]
 "#,
     );
-    assert_eq!(e, ["routes[0].upstream_path: `{nope}` is not a parameter of match.path `/x/{id}`"]);
+    assert_eq!(
+        e,
+        ["routes[0].upstream_path: `{nope}` is not a parameter of match.path `/x/{id}`"]
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! SimHost scenarios: the exact sequence of attempts (golden transcripts) for failover, retry
 //! with backoff, the breaker cycle, Retry-After cooldown, budget exhaustion, deadlines and
 //! non-idempotent requests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -35,7 +36,10 @@ fn failover_on_connection_refused() {
     assert_eq!(header(&rep, "x-mosaic-provider"), Some("b"));
     assert_eq!(
         h.take_transcript(),
-        ["0ms #1 a GET -> connect at 0ms", "0ms #2 b GET -> 200 at 10ms"]
+        [
+            "0ms #1 a GET -> connect at 0ms",
+            "0ms #2 b GET -> 200 at 10ms"
+        ]
     );
     assert_eq!(rep.log.providers, ["a", "b"]);
     assert_eq!(rep.log.attempts, 2);
@@ -84,7 +88,14 @@ retry = { attempts = 3, backoff_base_ms = 100, backoff_max_ms = 1000 }
     assert!(t[1].starts_with("10ms sleep until "), "{t:?}");
     assert!(t[3].contains("sleep until "), "{t:?}");
     // full jitter: the first sleep is in [0, 100) ms, the second in [0, 200) ms
-    let until = |line: &str| -> u64 { line.rsplit(' ').next().unwrap().trim_end_matches("ms").parse().unwrap() };
+    let until = |line: &str| -> u64 {
+        line.rsplit(' ')
+            .next()
+            .unwrap()
+            .trim_end_matches("ms")
+            .parse()
+            .unwrap()
+    };
     let s1 = until(&t[1]) - 10;
     assert!(s1 < 100, "first backoff {s1} ms");
     let start2: u64 = t[2].split("ms").next().unwrap().parse().unwrap();
@@ -113,7 +124,10 @@ fn gives_up_after_attempts_and_passes_the_last_response_through() {
     let t = h.take_transcript();
     assert_eq!(t[0], "0ms #1 a GET -> 503 at 10ms");
     assert_eq!(t[1], "10ms #2 b GET -> 502 at 20ms");
-    assert!(t[2].starts_with("20ms sleep until"), "wrapping round backs off: {t:?}");
+    assert!(
+        t[2].starts_with("20ms sleep until"),
+        "wrapping round backs off: {t:?}"
+    );
     assert!(t[3].contains("#3 a GET -> 503"), "{t:?}");
 }
 
@@ -152,7 +166,11 @@ breaker = { window = "count", size = 4, min_calls = 2, failure_rate = 0.5, open_
     assert_eq!(h.hits("a"), 3);
     assert_eq!(
         h.take_transcript(),
-        ["0ms #1 a GET -> 500 at 10ms", "10ms #1 a GET -> 500 at 20ms", "1020ms #1 a GET -> 200 at 1030ms"]
+        [
+            "0ms #1 a GET -> 500 at 10ms",
+            "10ms #1 a GET -> 500 at 20ms",
+            "1020ms #1 a GET -> 200 at 1030ms"
+        ]
     );
 }
 
@@ -180,7 +198,11 @@ breaker = { size = 2, min_calls = 1, failure_rate = 1.0, open_ms = 1000, open_ma
     match st {
         mosaic_core::breaker::State::Open { until } => {
             let now = mosaic_core::Instant::from_secs(T0) + Duration::from_millis(1020);
-            assert_eq!(until - now, Duration::from_millis(2000), "second open doubles");
+            assert_eq!(
+                until - now,
+                Duration::from_millis(2000),
+                "second open doubles"
+            );
         }
         s => panic!("expected open, got {s:?}"),
     }
@@ -190,7 +212,10 @@ breaker = { size = 2, min_calls = 1, failure_rate = 1.0, open_ms = 1000, open_ma
 fn retry_after_cools_a_provider_down() {
     let r = router(TWO);
     let h = sim(&r);
-    h.script("a", [Behaviour::status(429).with_header("retry-after", "5")]);
+    h.script(
+        "a",
+        [Behaviour::status(429).with_header("retry-after", "5")],
+    );
     assert_eq!(get(&h, &r, "/api/1").status, 200);
     // within 5 s: a is skipped entirely
     assert_eq!(get(&h, &r, "/api/2").status, 200);
@@ -224,11 +249,18 @@ timeout = { per_try_ms = 500, total_ms = 5000 }
 "#,
     );
     let h = sim(&r);
-    h.script("a", [Behaviour::status(429).with_header("retry-after", "2")]);
+    h.script(
+        "a",
+        [Behaviour::status(429).with_header("retry-after", "2")],
+    );
     assert_eq!(get(&h, &r, "/x").status, 200);
     assert_eq!(
         h.take_transcript(),
-        ["0ms #1 a GET -> 429 at 10ms", "10ms sleep until 2010ms", "2010ms #2 a GET -> 200 at 2020ms"]
+        [
+            "0ms #1 a GET -> 429 at 10ms",
+            "10ms sleep until 2010ms",
+            "2010ms #2 a GET -> 200 at 2020ms"
+        ]
     );
 }
 
@@ -251,7 +283,12 @@ providers = ["a", "b"]
     );
     let h = sim(&r);
     let reset = (T0 + 60).to_string();
-    h.script("a", [Behaviour::ok().with_header("x-ratelimit-remaining", "1").with_header("x-ratelimit-reset", &reset)]);
+    h.script(
+        "a",
+        [Behaviour::ok()
+            .with_header("x-ratelimit-remaining", "1")
+            .with_header("x-ratelimit-reset", &reset)],
+    );
     assert_eq!(get(&h, &r, "/x").status, 200);
     assert_eq!(header(&get(&h, &r, "/y"), "x-mosaic-provider"), Some("b"));
     h.advance(Duration::from_secs(60));
@@ -335,14 +372,22 @@ timeout = { per_try_ms = 60, total_ms = 100 }
     assert_eq!(problem_code(&rep), "deadline-exceeded");
     let t = h.take_transcript();
     assert_eq!(t[0], "0ms #1 a GET -> timeout at 60ms");
-    assert!(t.last().unwrap().ends_with("-> timeout at 100ms"), "second try is cut at the overall deadline: {t:?}");
+    assert!(
+        t.last().unwrap().ends_with("-> timeout at 100ms"),
+        "second try is cut at the overall deadline: {t:?}"
+    );
 }
 
 #[test]
 fn post_that_reached_a_provider_is_not_retried() {
     let r = router(TWO);
     let h = sim(&r);
-    h.script("a", [Behaviour::Reset { after: Duration::from_millis(5) }]);
+    h.script(
+        "a",
+        [Behaviour::Reset {
+            after: Duration::from_millis(5),
+        }],
+    );
     let rep = send(&h, &r, Method::Post, "/api/x", &[]);
     assert_eq!(rep.status, 502);
     assert_eq!(problem_code(&rep), "not-retried");
@@ -357,8 +402,19 @@ fn post_that_reached_a_provider_is_not_retried() {
 fn post_with_idempotency_key_or_refused_at_connect_fails_over() {
     let r = router(TWO);
     let h = sim(&r);
-    h.script("a", [Behaviour::Reset { after: Duration::from_millis(5) }]);
-    let rep = send(&h, &r, Method::Post, "/api/x", &[("Idempotency-Key", "k-1")]);
+    h.script(
+        "a",
+        [Behaviour::Reset {
+            after: Duration::from_millis(5),
+        }],
+    );
+    let rep = send(
+        &h,
+        &r,
+        Method::Post,
+        "/api/x",
+        &[("Idempotency-Key", "k-1")],
+    );
     assert_eq!(rep.status, 200);
     h.script("a", [Behaviour::Down]);
     let rep = send(&h, &r, Method::Post, "/api/x", &[]);
@@ -376,11 +432,20 @@ fn post_with_idempotency_key_or_refused_at_connect_fails_over() {
 
 #[test]
 fn route_opt_in_allows_retrying_posts() {
-    let r = router(&TWO.replace("name = \"api\"", "name = \"api\"\nretry_non_idempotent = true"));
+    let r = router(&TWO.replace(
+        "name = \"api\"",
+        "name = \"api\"\nretry_non_idempotent = true",
+    ));
     let h = sim(&r);
     h.script("a", [Behaviour::status(503)]);
     assert_eq!(send(&h, &r, Method::Post, "/api/x", &[]).status, 200);
-    assert_eq!(h.take_transcript(), ["0ms #1 a POST -> 503 at 10ms", "10ms #2 b POST -> 200 at 20ms"]);
+    assert_eq!(
+        h.take_transcript(),
+        [
+            "0ms #1 a POST -> 503 at 10ms",
+            "10ms #2 b POST -> 200 at 20ms"
+        ]
+    );
 }
 
 #[test]
@@ -392,7 +457,10 @@ fn all_providers_down_gives_upstream_error_problem() {
     let rep = get(&h, &r, "/api/x");
     assert_eq!(rep.status, 502);
     assert_eq!(problem_code(&rep), "upstream-error");
-    assert_eq!(header(&rep, "content-type"), Some("application/problem+json"));
+    assert_eq!(
+        header(&rep, "content-type"),
+        Some("application/problem+json")
+    );
     let v: serde_json::Value = serde_json::from_str(&body(&rep)).unwrap();
     assert_eq!(v["type"], "https://mosaic-edge.dev/problems/upstream-error");
     assert_eq!(v["request_id"], "req-1");
@@ -404,9 +472,20 @@ fn no_route_and_bad_targets_are_problems() {
     let h = sim(&r);
     let rep = get(&h, &r, "/nope");
     assert_eq!((rep.status, problem_code(&rep).as_str()), (404, "no-route"));
-    for t in ["//evil.com/api/x", "/api/../x", "/api/%2e%2e/x", "/api/a%2fb", "http://evil/api/x", "/api/@evil"] {
+    for t in [
+        "//evil.com/api/x",
+        "/api/../x",
+        "/api/%2e%2e/x",
+        "/api/a%2fb",
+        "http://evil/api/x",
+        "/api/@evil",
+    ] {
         let rep = get(&h, &r, t);
-        assert_eq!((rep.status, problem_code(&rep).as_str()), (400, "bad-target"), "{t}");
+        assert_eq!(
+            (rep.status, problem_code(&rep).as_str()),
+            (400, "bad-target"),
+            "{t}"
+        );
     }
     assert!(h.requests().is_empty(), "nothing reached an upstream");
 }
@@ -432,17 +511,44 @@ providers = ["gh"]
         &r,
         Method::Get,
         "/gh/repos/a/b?per_page=5",
-        &[("Authorization", "Bearer caller"), ("Cookie", "s=1"), ("X-Mosaic-Key", "k"), ("Connection", "x-drop"), ("X-Drop", "1"), ("Accept", "application/json"), ("Host", "evil.example")],
+        &[
+            ("Authorization", "Bearer caller"),
+            ("Cookie", "s=1"),
+            ("X-Mosaic-Key", "k"),
+            ("Connection", "x-drop"),
+            ("X-Drop", "1"),
+            ("Accept", "application/json"),
+            ("Host", "evil.example"),
+        ],
     );
     assert_eq!(rep.status, 200);
     let a = &h.requests()[0];
     assert_eq!(a.url, "https://api.github.example/v3/repos/a/b?per_page=5");
-    let get = |n: &str| a.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
-    assert_eq!(get("authorization"), ["Bearer secret-of-GH"], "provider credential, never the caller's");
-    assert!(get("cookie").is_empty() && get("x-mosaic-key").is_empty() && get("x-drop").is_empty() && get("connection").is_empty() && get("host").is_empty());
+    let get = |n: &str| {
+        a.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        get("authorization"),
+        ["Bearer secret-of-GH"],
+        "provider credential, never the caller's"
+    );
+    assert!(
+        get("cookie").is_empty()
+            && get("x-mosaic-key").is_empty()
+            && get("x-drop").is_empty()
+            && get("connection").is_empty()
+            && get("host").is_empty()
+    );
     assert_eq!(get("accept"), ["application/json"]);
     assert_eq!(get("x-forwarded-for"), ["203.0.113.9"]);
-    assert_eq!(get("forwarded"), ["for=203.0.113.9;host=edge.test;proto=https"]);
+    assert_eq!(
+        get("forwarded"),
+        ["for=203.0.113.9;host=edge.test;proto=https"]
+    );
     let tp = get("traceparent");
     assert_eq!(tp.len(), 1);
     assert!(tp[0].starts_with("00-") && tp[0].len() == 55, "{tp:?}");
@@ -455,8 +561,16 @@ fn incoming_traceparent_is_continued() {
     let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let _ = send(&h, &r, Method::Get, "/api/x", &[("traceparent", incoming)]);
     let a = &h.requests()[0];
-    let tp = &a.headers.iter().find(|(k, _)| k == "traceparent").unwrap().1;
-    assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{tp}");
+    let tp = &a
+        .headers
+        .iter()
+        .find(|(k, _)| k == "traceparent")
+        .unwrap()
+        .1;
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
     assert_ne!(tp, incoming, "a new span id");
     assert!(tp.ends_with("-01"));
 }

@@ -1,6 +1,8 @@
 //! Properties: any single-byte change to a signed body or to a signature is rejected, for every
 //! scheme; header parsers and normalization never panic on arbitrary input.
 #![allow(clippy::unwrap_used)]
+// Tests are std programs; the core/alloc preference is for the library.
+#![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 mod webhook_support;
 

@@ -2,6 +2,8 @@
 //! future timestamps, missing and malformed headers are rejected with the right code; rotation
 //! works; sign→verify round-trips; messages never leak secrets or signatures.
 #![allow(clippy::unwrap_used)]
+// Tests are std programs; the core/alloc preference is for the library.
+#![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 mod webhook_support;
 
@@ -72,7 +74,11 @@ fn tampered_body_is_rejected_where_the_body_is_signed() {
         let mut d = fx.deliver(T0);
         // Flip a digit inside the JSON so the body stays well-formed.
         let pos = d.body.iter().position(|b| b.is_ascii_digit()).unwrap();
-        d.body[pos] = if d.body[pos] == b'9' { b'8' } else { d.body[pos] + 1 };
+        d.body[pos] = if d.body[pos] == b'9' {
+            b'8'
+        } else {
+            d.body[pos] + 1
+        };
         let got = code(fx.check(&[&fx.verifying], &d, T0));
         let want = match fx.scheme {
             // The digest is checked after the signature, which covers only the digest header.
@@ -82,7 +88,12 @@ fn tampered_body_is_rejected_where_the_body_is_signed() {
             _ => "bad-signature",
         };
         assert_eq!(got, want, "{}", fx.name);
-        assert_eq!(fx.scheme.authenticates_body(), want != "accepted", "{}", fx.name);
+        assert_eq!(
+            fx.scheme.authenticates_body(),
+            want != "accepted",
+            "{}",
+            fx.name
+        );
     }
 }
 
@@ -92,8 +103,18 @@ fn stale_and_future_timestamps_are_rejected_where_signed() {
         let tol = fx.scheme.default_tolerance().unwrap().as_secs();
         let d = fx.deliver(T0);
         // At the edges of the window: accepted.
-        assert_eq!(code(fx.check(&[&fx.verifying], &d, T0 + tol)), "accepted", "{}", fx.name);
-        assert_eq!(code(fx.check(&[&fx.verifying], &d, T0 - tol)), "accepted", "{}", fx.name);
+        assert_eq!(
+            code(fx.check(&[&fx.verifying], &d, T0 + tol)),
+            "accepted",
+            "{}",
+            fx.name
+        );
+        assert_eq!(
+            code(fx.check(&[&fx.verifying], &d, T0 - tol)),
+            "accepted",
+            "{}",
+            fx.name
+        );
         // One second beyond: rejected, in each direction.
         let stale = fx.check(&[&fx.verifying], &d, T0 + tol + 1);
         assert_eq!(code(stale.clone()), "stale-timestamp", "{}", fx.name);
@@ -192,7 +213,10 @@ fn malformed_credentials_are_malformed_signature() {
         let Some(h) = fx.credential_header() else {
             let mut d = d.clone();
             d.target = format!("{TARGET}?token=%zz");
-            assert_eq!(code(fx.check(&[&fx.verifying], &d, T0)), "malformed-signature");
+            assert_eq!(
+                code(fx.check(&[&fx.verifying], &d, T0)),
+                "malformed-signature"
+            );
             continue;
         };
         if matches!(fx.scheme, Scheme::TokenHeader { .. }) {
@@ -214,7 +238,12 @@ fn malformed_credentials_are_malformed_signature() {
             let got = code(fx.check(&[&fx.verifying], &d2, T0));
             // Stripe: an uppercased header has no `t=` left.
             assert!(
-                ["malformed-signature", "missing-signature", "missing-timestamp"].contains(&got),
+                [
+                    "malformed-signature",
+                    "missing-signature",
+                    "missing-timestamp"
+                ]
+                .contains(&got),
                 "{}: `{bad}` gave {got}",
                 fx.name
             );
@@ -239,8 +268,19 @@ fn missing_and_malformed_timestamps() {
         let d = fx.deliver(T0);
         let mut d2 = d.clone();
         d2.headers = without(&d.headers, header);
-        assert_eq!(code(fx.check(&[&fx.verifying], &d2, T0)), "missing-timestamp", "{}", fx.name);
-        for bad in ["-1614556800", "1614556800.5", "+1614556800", "soon", "99999999999999999999"] {
+        assert_eq!(
+            code(fx.check(&[&fx.verifying], &d2, T0)),
+            "missing-timestamp",
+            "{}",
+            fx.name
+        );
+        for bad in [
+            "-1614556800",
+            "1614556800.5",
+            "+1614556800",
+            "soon",
+            "99999999999999999999",
+        ] {
             d2.headers = replaced(&d.headers, header, bad);
             assert_eq!(
                 code(fx.check(&[&fx.verifying], &d2, T0)),
@@ -258,43 +298,75 @@ fn missing_and_malformed_timestamps() {
     let v1 = sig.split(',').nth(1).unwrap();
     let mut d2 = d.clone();
     d2.headers = replaced(&d.headers, "Stripe-Signature", v1);
-    assert_eq!(code(stripe.check(&[&stripe.verifying], &d2, T0)), "missing-timestamp");
+    assert_eq!(
+        code(stripe.check(&[&stripe.verifying], &d2, T0)),
+        "missing-timestamp"
+    );
     d2.headers = replaced(&d.headers, "Stripe-Signature", &format!("t=later,{v1}"));
-    assert_eq!(code(stripe.check(&[&stripe.verifying], &d2, T0)), "malformed-timestamp");
+    assert_eq!(
+        code(stripe.check(&[&stripe.verifying], &d2, T0)),
+        "malformed-timestamp"
+    );
     d2.headers = replaced(&d.headers, "Stripe-Signature", &format!("t=1,t=2,{v1}"));
-    assert_eq!(code(stripe.check(&[&stripe.verifying], &d2, T0)), "malformed-signature");
+    assert_eq!(
+        code(stripe.check(&[&stripe.verifying], &d2, T0)),
+        "malformed-signature"
+    );
 
     // Linear's `webhookTimestamp` inside the signed body.
     let linear = fixtures().into_iter().find(|f| f.name == "linear").unwrap();
     for (body, want) in [
         (r#"{"type":"Issue","action":"create"}"#, "missing-timestamp"),
         (r#"{"webhookTimestamp":null}"#, "missing-timestamp"),
-        (r#"{"webhookTimestamp":"1614556800000"}"#, "malformed-timestamp"),
+        (
+            r#"{"webhookTimestamp":"1614556800000"}"#,
+            "malformed-timestamp",
+        ),
         (r#"{"webhookTimestamp":-5}"#, "malformed-timestamp"),
         ("not json", "missing-timestamp"),
     ] {
         let d = linear.deliver_with(&linear.signing.clone(), body.as_bytes().to_vec(), T0);
-        assert_eq!(code(linear.check(&[&linear.verifying], &d, T0)), want, "{body}");
+        assert_eq!(
+            code(linear.check(&[&linear.verifying], &d, T0)),
+            want,
+            "{body}"
+        );
     }
 
     // Woodpecker's `created` parameter.
-    let ws = fixtures().into_iter().find(|f| f.name == "message-signature").unwrap();
+    let ws = fixtures()
+        .into_iter()
+        .find(|f| f.name == "message-signature")
+        .unwrap();
     let d = ws.deliver(T0);
     let input = value(&d.headers, "Signature-Input").unwrap().to_string();
     let mut d2 = d.clone();
-    d2.headers = replaced(&d.headers, "Signature-Input", &input.replace(&format!(";created={T0}"), ""));
-    assert_eq!(code(ws.check(&[&ws.verifying], &d2, T0)), "missing-timestamp");
+    d2.headers = replaced(
+        &d.headers,
+        "Signature-Input",
+        &input.replace(&format!(";created={T0}"), ""),
+    );
+    assert_eq!(
+        code(ws.check(&[&ws.verifying], &d2, T0)),
+        "missing-timestamp"
+    );
     d2.headers = replaced(
         &d.headers,
         "Signature-Input",
         &input.replace(&format!("created={T0}"), "created=\"now\""),
     );
-    assert_eq!(code(ws.check(&[&ws.verifying], &d2, T0)), "malformed-timestamp");
+    assert_eq!(
+        code(ws.check(&[&ws.verifying], &d2, T0)),
+        "malformed-timestamp"
+    );
 }
 
 #[test]
 fn standard_webhooks_specifics() {
-    let fx = fixtures().into_iter().find(|f| f.name == "standard-webhooks-v1").unwrap();
+    let fx = fixtures()
+        .into_iter()
+        .find(|f| f.name == "standard-webhooks-v1")
+        .unwrap();
     let d = fx.deliver(T0);
     let sig = value(&d.headers, "webhook-signature").unwrap().to_string();
 
@@ -308,7 +380,10 @@ fn standard_webhooks_specifics() {
     // The same list split over two header lines.
     let mut d3 = d.clone();
     d3.headers = without(&d.headers, "webhook-signature");
-    d3.headers.push(("webhook-signature".into(), format!("v1,{}", base64_std(&[1u8; 32]))));
+    d3.headers.push((
+        "webhook-signature".into(),
+        format!("v1,{}", base64_std(&[1u8; 32])),
+    ));
     d3.headers.push(("Webhook-Signature".into(), sig.clone()));
     assert_eq!(code(fx.check(&[&fx.verifying], &d3, T0)), "accepted");
     // The id is signed.
@@ -321,41 +396,71 @@ fn standard_webhooks_specifics() {
         headers: without(&d.headers, "webhook-id"),
         ..d.clone()
     };
-    assert_eq!(code(fx.check(&[&fx.verifying], &d4, T0)), "missing-signature");
+    assert_eq!(
+        code(fx.check(&[&fx.verifying], &d4, T0)),
+        "missing-signature"
+    );
     // Only unknown versions: nothing to check.
     let d5 = Delivery {
         headers: replaced(&d.headers, "webhook-signature", "v9,AAAA"),
         ..d.clone()
     };
-    assert_eq!(code(fx.check(&[&fx.verifying], &d5, T0)), "malformed-signature");
+    assert_eq!(
+        code(fx.check(&[&fx.verifying], &d5, T0)),
+        "malformed-signature"
+    );
     // Too many candidates are refused before any work.
-    let many = std::iter::repeat_n(sig.as_str(), 9).collect::<Vec<_>>().join(" ");
+    let many = std::iter::repeat_n(sig.as_str(), 9)
+        .collect::<Vec<_>>()
+        .join(" ");
     let d6 = Delivery {
         headers: replaced(&d.headers, "webhook-signature", &many),
         ..d.clone()
     };
-    assert_eq!(code(fx.check(&[&fx.verifying], &d6, T0)), "malformed-signature");
-    // Secrets: prefix optional, padding optional; junk is a configuration error.
-    assert_eq!(code(fx.check(&[b"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".as_slice()], &d, T0)), "accepted");
     assert_eq!(
-        code(fx.check(&[b"whsec_c2VjcmV0LW9mLWEtcm90YXRlZC1lbmRwb2ludA".as_slice()], &fx.deliver_with(
-            b"whsec_c2VjcmV0LW9mLWEtcm90YXRlZC1lbmRwb2ludA==",
-            fx.body(T0),
-            T0
-        ), T0)),
+        code(fx.check(&[&fx.verifying], &d6, T0)),
+        "malformed-signature"
+    );
+    // Secrets: prefix optional, padding optional; junk is a configuration error.
+    assert_eq!(
+        code(fx.check(&[b"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".as_slice()], &d, T0)),
         "accepted"
     );
-    let r = fx.check(&[b"whsec_not base64!".as_slice()], &d, T0).unwrap_err();
+    assert_eq!(
+        code(fx.check(
+            &[b"whsec_c2VjcmV0LW9mLWEtcm90YXRlZC1lbmRwb2ludA".as_slice()],
+            &fx.deliver_with(
+                b"whsec_c2VjcmV0LW9mLWEtcm90YXRlZC1lbmRwb2ludA==",
+                fx.body(T0),
+                T0
+            ),
+            T0
+        )),
+        "accepted"
+    );
+    let r = fx
+        .check(&[b"whsec_not base64!".as_slice()], &d, T0)
+        .unwrap_err();
     assert_eq!(r.code(), "malformed-secret");
     assert!(r.is_configuration_error());
     // A v1 signature with an ed25519 key configured, and a v1a with an HMAC secret: no match.
-    let v1a = fixtures().into_iter().find(|f| f.name == "standard-webhooks-v1a").unwrap();
+    let v1a = fixtures()
+        .into_iter()
+        .find(|f| f.name == "standard-webhooks-v1a")
+        .unwrap();
     assert_eq!(code(fx.check(&[&v1a.verifying], &d, T0)), "bad-signature");
     let da = v1a.deliver(T0);
     assert_eq!(code(v1a.check(&[&fx.verifying], &da, T0)), "bad-signature");
     // Mixed rotation from symmetric to asymmetric.
-    assert_eq!(v1a.check(&[&fx.verifying, &v1a.verifying], &da, T0).unwrap().key_index, 1);
-    assert!(value(&da.headers, "webhook-signature").unwrap().starts_with("v1a,"));
+    assert_eq!(
+        v1a.check(&[&fx.verifying, &v1a.verifying], &da, T0)
+            .unwrap()
+            .key_index,
+        1
+    );
+    assert!(value(&da.headers, "webhook-signature")
+        .unwrap()
+        .starts_with("v1a,"));
 }
 
 #[test]
@@ -378,9 +483,15 @@ fn stripe_specifics() {
         headers: replaced(&d.headers, "Stripe-Signature", &header),
         ..d.clone()
     };
-    assert_eq!(code(fx.check(&[&fx.verifying], &d3, T0)), "malformed-signature");
+    assert_eq!(
+        code(fx.check(&[&fx.verifying], &d3, T0)),
+        "malformed-signature"
+    );
     // The key is the whole secret including `whsec_`, not its base64 decoding.
-    assert_eq!(code(fx.check(&[b"test_secret".as_slice()], &d, T0)), "bad-signature");
+    assert_eq!(
+        code(fx.check(&[b"test_secret".as_slice()], &d, T0)),
+        "bad-signature"
+    );
     // The timestamp is signed: moving it breaks the signature.
     let header = format!("t={},v1={v1}", T0 + 1);
     let d4 = Delivery {
@@ -394,39 +505,77 @@ fn stripe_specifics() {
 fn slack_and_linear_specifics() {
     let slack = fixtures().into_iter().find(|f| f.name == "slack").unwrap();
     let d = slack.deliver(T0);
-    assert!(value(&d.headers, "X-Slack-Signature").unwrap().starts_with("v0="));
+    assert!(value(&d.headers, "X-Slack-Signature")
+        .unwrap()
+        .starts_with("v0="));
     // The timestamp header is signed.
     let d2 = Delivery {
-        headers: replaced(&d.headers, "X-Slack-Request-Timestamp", &(T0 + 1).to_string()),
+        headers: replaced(
+            &d.headers,
+            "X-Slack-Request-Timestamp",
+            &(T0 + 1).to_string(),
+        ),
         ..d.clone()
     };
-    assert_eq!(code(slack.check(&[&slack.verifying], &d2, T0)), "bad-signature");
+    assert_eq!(
+        code(slack.check(&[&slack.verifying], &d2, T0)),
+        "bad-signature"
+    );
 
     // Linear: the timestamp is milliseconds inside the signed body, window 60 s.
     let linear = fixtures().into_iter().find(|f| f.name == "linear").unwrap();
     let d = linear.deliver(T0);
-    assert_eq!(code(linear.check(&[&linear.verifying], &d, T0 + 60)), "accepted");
-    assert_eq!(code(linear.check(&[&linear.verifying], &d, T0 + 61)), "stale-timestamp");
+    assert_eq!(
+        code(linear.check(&[&linear.verifying], &d, T0 + 60)),
+        "accepted"
+    );
+    assert_eq!(
+        code(linear.check(&[&linear.verifying], &d, T0 + 61)),
+        "stale-timestamp"
+    );
     let v = linear.check(&[&linear.verifying], &d, T0).unwrap();
     assert_eq!(v.timestamp, Some(at(T0)));
 }
 
 #[test]
 fn token_schemes_compare_whole_values() {
-    let fx = fixtures().into_iter().find(|f| f.name == "token-header").unwrap();
+    let fx = fixtures()
+        .into_iter()
+        .find(|f| f.name == "token-header")
+        .unwrap();
     let d = fx.deliver(T0);
-    for near in ["glpat-webhook-toke", "glpat-webhook-tokenX", "GLPAT-WEBHOOK-TOKEN", ""] {
+    for near in [
+        "glpat-webhook-toke",
+        "glpat-webhook-tokenX",
+        "GLPAT-WEBHOOK-TOKEN",
+        "",
+    ] {
         let d2 = Delivery {
             headers: replaced(&d.headers, "X-Gitlab-Token", near),
             ..d.clone()
         };
-        let want = if near.is_empty() { "missing-signature" } else { "bad-signature" };
+        let want = if near.is_empty() {
+            "missing-signature"
+        } else {
+            "bad-signature"
+        };
         assert_eq!(code(fx.check(&[&fx.verifying], &d2, T0)), want, "{near}");
     }
 
-    let fx = fixtures().into_iter().find(|f| f.name == "url-secret").unwrap();
+    let fx = fixtures()
+        .into_iter()
+        .find(|f| f.name == "url-secret")
+        .unwrap();
     let check = |target: &str| {
-        code(verify(&fx.scheme, &[b"a b/c".as_slice()], &Vec::<(String, String)>::new(), b"", Some(target), at(T0), None))
+        code(verify(
+            &fx.scheme,
+            &[b"a b/c".as_slice()],
+            &Vec::<(String, String)>::new(),
+            b"",
+            Some(target),
+            at(T0),
+            None,
+        ))
     };
     assert_eq!(check("/hooks/x?token=a+b%2Fc"), "accepted");
     assert_eq!(check("/hooks/x?x=1&token=a%20b/c#frag"), "accepted");
@@ -437,14 +586,25 @@ fn token_schemes_compare_whole_values() {
     assert_eq!(check("/hooks/x?token=a+b%2Fd"), "bad-signature");
     assert_eq!(check("/hooks/x"), "missing-signature");
     // No target at all: the host must pass it.
-    let r = verify(&fx.scheme, &[b"x".as_slice()], &Vec::<(String, String)>::new(), b"", None, at(T0), None);
+    let r = verify(
+        &fx.scheme,
+        &[b"x".as_slice()],
+        &Vec::<(String, String)>::new(),
+        b"",
+        None,
+        at(T0),
+        None,
+    );
     assert_eq!(code(r.clone()), "missing-target");
     assert_eq!(r.unwrap_err().http_status(), 500);
 }
 
 #[test]
 fn message_signature_specifics() {
-    let fx = fixtures().into_iter().find(|f| f.name == "message-signature").unwrap();
+    let fx = fixtures()
+        .into_iter()
+        .find(|f| f.name == "message-signature")
+        .unwrap();
     let d = fx.deliver(T0);
     let input = value(&d.headers, "Signature-Input").unwrap().to_string();
     assert_eq!(
@@ -466,13 +626,23 @@ fn message_signature_specifics() {
         headers: replaced(&d.headers, "Signature-Input", &weak),
         ..d.clone()
     };
-    assert_eq!(code(fx.check(&[&fx.verifying], &d3, T0)), "malformed-signature");
+    assert_eq!(
+        code(fx.check(&[&fx.verifying], &d3, T0)),
+        "malformed-signature"
+    );
     // Another label is not ours.
     let d4 = Delivery {
-        headers: replaced(&d.headers, "Signature-Input", &input.replace("woodpecker-ci-extensions=", "other=")),
+        headers: replaced(
+            &d.headers,
+            "Signature-Input",
+            &input.replace("woodpecker-ci-extensions=", "other="),
+        ),
         ..d.clone()
     };
-    assert_eq!(code(fx.check(&[&fx.verifying], &d4, T0)), "missing-signature");
+    assert_eq!(
+        code(fx.check(&[&fx.verifying], &d4, T0)),
+        "missing-signature"
+    );
     // Content-Digest is required and must be sha-256.
     let d5 = Delivery {
         headers: without(&d.headers, "Content-Digest"),
@@ -481,18 +651,32 @@ fn message_signature_specifics() {
     assert_ne!(code(fx.check(&[&fx.verifying], &d5, T0)), "accepted");
     // Unsupported algorithm.
     let d6 = Delivery {
-        headers: replaced(&d.headers, "Signature-Input", &input.replace("ed25519", "rsa-pss-sha512")),
+        headers: replaced(
+            &d.headers,
+            "Signature-Input",
+            &input.replace("ed25519", "rsa-pss-sha512"),
+        ),
         ..d.clone()
     };
-    assert_eq!(code(fx.check(&[&fx.verifying], &d6, T0)), "malformed-signature");
+    assert_eq!(
+        code(fx.check(&[&fx.verifying], &d6, T0)),
+        "malformed-signature"
+    );
     // An expired signature.
     let d7 = Delivery {
-        headers: replaced(&d.headers, "Signature-Input", &format!("{input};expires={}", T0 - 1)),
+        headers: replaced(
+            &d.headers,
+            "Signature-Input",
+            &format!("{input};expires={}", T0 - 1),
+        ),
         ..d.clone()
     };
     assert_ne!(code(fx.check(&[&fx.verifying], &d7, T0)), "accepted");
     // A junk key is a configuration error.
-    assert_eq!(code(fx.check(&[b"not a key".as_slice()], &d, T0)), "malformed-secret");
+    assert_eq!(
+        code(fx.check(&[b"not a key".as_slice()], &d, T0)),
+        "malformed-secret"
+    );
     // Signing needs the target.
     assert_eq!(
         sign(&fx.scheme, &fx.signing, b"{}", None, "id", at(T0)),
@@ -505,9 +689,14 @@ fn pem_public(whpk: &[u8]) -> String {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(&whpk[b"whpk_".len()..])
         .unwrap();
-    let mut der = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+    let mut der = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
     der.extend_from_slice(&raw);
-    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", base64_std(&der))
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64_std(&der)
+    )
 }
 
 #[test]
@@ -521,14 +710,26 @@ fn sign_verify_round_trip_with_varied_bodies() {
                 body.to_vec()
             };
             let d = fx.deliver_with(&fx.signing.clone(), body, T0);
-            assert_eq!(code(fx.check(&[&fx.verifying], &d, T0)), "accepted", "{}", fx.name);
+            assert_eq!(
+                code(fx.check(&[&fx.verifying], &d, T0)),
+                "accepted",
+                "{}",
+                fx.name
+            );
         }
     }
 }
 
 #[test]
 fn url_secret_cannot_be_signed_into_headers() {
-    let r = sign(&Scheme::url_secret("token"), b"s", b"{}", None, "id", at(T0));
+    let r = sign(
+        &Scheme::url_secret("token"),
+        b"s",
+        b"{}",
+        None,
+        "id",
+        at(T0),
+    );
     assert_eq!(r.clone().unwrap_err().code(), "not-header-based");
     assert!(r.unwrap_err().to_string().contains("?token="));
 }
@@ -567,7 +768,11 @@ fn rejection_messages_never_contain_secrets_or_signatures() {
                 seen.insert(e.code());
                 assert!(!msg.is_empty());
                 for s in &sensitive {
-                    assert!(!msg.contains(s.as_str()), "{}: `{msg}` leaks `{s}`", fx.name);
+                    assert!(
+                        !msg.contains(s.as_str()),
+                        "{}: `{msg}` leaks `{s}`",
+                        fx.name
+                    );
                 }
             }
         }
@@ -581,7 +786,10 @@ fn rejection_messages_never_contain_secrets_or_signatures() {
 #[test]
 fn codes_are_stable_kebab_case() {
     for c in Rejection::CODES {
-        assert!(c.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{c}");
+        assert!(
+            c.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+            "{c}"
+        );
     }
     let unique: std::collections::BTreeSet<_> = Rejection::CODES.iter().collect();
     assert_eq!(unique.len(), Rejection::CODES.len());

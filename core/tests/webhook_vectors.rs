@@ -6,6 +6,8 @@
 //! RFC 9530 (`Content-Digest`); the Stripe vector is *derived* (recomputed with Python from
 //! stripe-python's algorithm, see `reference/providers.md` B.2), not vendor-published.
 #![allow(clippy::unwrap_used)]
+// Tests are std programs; the core/alloc preference is for the library.
+#![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 use mosaic_core::http::Headers;
 use mosaic_core::time::Instant;
@@ -30,8 +32,26 @@ fn hmac1_hex(key: &[u8], data: &[u8]) -> String {
 fn assert_verifies_hex(key: &[u8], data: &[u8], expected: &str) {
     let scheme = Scheme::hmac_sha256_hex("X-Sig", None);
     let headers = [("X-Sig", expected)];
-    assert!(verify(&scheme, &[key], &headers[..], data, None, Instant::EPOCH, None).is_ok());
-    assert!(verify(&scheme, &[b"x"], &headers[..], data, None, Instant::EPOCH, None).is_err());
+    assert!(verify(
+        &scheme,
+        &[key],
+        &headers[..],
+        data,
+        None,
+        Instant::EPOCH,
+        None
+    )
+    .is_ok());
+    assert!(verify(
+        &scheme,
+        &[b"x"],
+        &headers[..],
+        data,
+        None,
+        Instant::EPOCH,
+        None
+    )
+    .is_err());
 }
 
 /// RFC 4231 §4.2–4.8 (test case 5 is a truncated-output case and does not apply).
@@ -106,7 +126,15 @@ const GITHUB_HEX: &str = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f437
 #[test]
 fn github_documentation_vector() {
     let scheme = Scheme::hmac_sha256_hex("X-Hub-Signature-256", Some("sha256="));
-    let signed = sign(&scheme, GITHUB_SECRET, GITHUB_BODY, None, "", Instant::EPOCH).unwrap();
+    let signed = sign(
+        &scheme,
+        GITHUB_SECRET,
+        GITHUB_BODY,
+        None,
+        "",
+        Instant::EPOCH,
+    )
+    .unwrap();
     assert_eq!(
         signed,
         vec![(
@@ -115,14 +143,52 @@ fn github_documentation_vector() {
         )]
     );
     let headers = [("x-hub-signature-256", format!("sha256={GITHUB_HEX}"))];
-    let v = verify(&scheme, &[GITHUB_SECRET], &headers[..], GITHUB_BODY, None, Instant::EPOCH, None)
-        .unwrap();
+    let v = verify(
+        &scheme,
+        &[GITHUB_SECRET],
+        &headers[..],
+        GITHUB_BODY,
+        None,
+        Instant::EPOCH,
+        None,
+    )
+    .unwrap();
     assert_eq!(v.key_index, 0);
     // One byte off in the body, the secret or the signature: rejected.
-    assert!(verify(&scheme, &[GITHUB_SECRET], &headers[..], b"Hello, World?", None, Instant::EPOCH, None).is_err());
-    assert!(verify(&scheme, &[b"It's a Secret to Everybodz"], &headers[..], GITHUB_BODY, None, Instant::EPOCH, None).is_err());
-    let bad = [("X-Hub-Signature-256", format!("sha256={}8", &GITHUB_HEX[..63]))];
-    assert!(verify(&scheme, &[GITHUB_SECRET], &bad[..], GITHUB_BODY, None, Instant::EPOCH, None).is_err());
+    assert!(verify(
+        &scheme,
+        &[GITHUB_SECRET],
+        &headers[..],
+        b"Hello, World?",
+        None,
+        Instant::EPOCH,
+        None
+    )
+    .is_err());
+    assert!(verify(
+        &scheme,
+        &[b"It's a Secret to Everybodz"],
+        &headers[..],
+        GITHUB_BODY,
+        None,
+        Instant::EPOCH,
+        None
+    )
+    .is_err());
+    let bad = [(
+        "X-Hub-Signature-256",
+        format!("sha256={}8", &GITHUB_HEX[..63]),
+    )];
+    assert!(verify(
+        &scheme,
+        &[GITHUB_SECRET],
+        &bad[..],
+        GITHUB_BODY,
+        None,
+        Instant::EPOCH,
+        None
+    )
+    .is_err());
 }
 
 #[test]
@@ -133,20 +199,45 @@ fn github_vector_applies_to_bare_hex_and_sha256_prefixed_headers() {
         ("X-Gitea-Signature", None, GITHUB_HEX.to_string()),
         ("X-Forgejo-Signature", None, GITHUB_HEX.to_string()),
         ("X-Plane-Signature", None, GITHUB_HEX.to_string()),
-        ("X-Notion-Signature", Some("sha256="), format!("sha256={GITHUB_HEX}")),
-        ("X-Hub-Signature", Some("sha256="), format!("sha256={GITHUB_HEX}")),
+        (
+            "X-Notion-Signature",
+            Some("sha256="),
+            format!("sha256={GITHUB_HEX}"),
+        ),
+        (
+            "X-Hub-Signature",
+            Some("sha256="),
+            format!("sha256={GITHUB_HEX}"),
+        ),
     ] {
         let scheme = Scheme::hmac_sha256_hex(header, prefix);
         let headers = [(header, value.as_str())];
         assert!(
-            verify(&scheme, &[GITHUB_SECRET], &headers[..], GITHUB_BODY, None, Instant::EPOCH, None).is_ok(),
+            verify(
+                &scheme,
+                &[GITHUB_SECRET],
+                &headers[..],
+                GITHUB_BODY,
+                None,
+                Instant::EPOCH,
+                None
+            )
+            .is_ok(),
             "{header}"
         );
     }
     // Linear: same digest, but its timestamp lives in the body, so `Hello, World!` (no
     // timestamp) is rejected for that reason only, after the signature matched.
     let headers = [("Linear-Signature", GITHUB_HEX)];
-    let r = verify(&Scheme::Linear, &[GITHUB_SECRET], &headers[..], GITHUB_BODY, None, Instant::EPOCH, None);
+    let r = verify(
+        &Scheme::Linear,
+        &[GITHUB_SECRET],
+        &headers[..],
+        GITHUB_BODY,
+        None,
+        Instant::EPOCH,
+        None,
+    );
     assert_eq!(r.unwrap_err().code(), "missing-timestamp");
 }
 
@@ -157,7 +248,16 @@ fn stripe_derived_vector() {
     let body = br#"{"id":"evt_test_webhook","object":"event"}"#;
     let now = Instant::from_secs(1_614_556_800);
     let headers = [("Stripe-Signature", header)];
-    assert!(verify(&Scheme::Stripe, &[b"whsec_test_secret"], &headers[..], body, None, now, None).is_ok());
+    assert!(verify(
+        &Scheme::Stripe,
+        &[b"whsec_test_secret"],
+        &headers[..],
+        body,
+        None,
+        now,
+        None
+    )
+    .is_ok());
     let signed = sign(&Scheme::Stripe, b"whsec_test_secret", body, None, "", now).unwrap();
     assert_eq!(signed.header("Stripe-Signature"), Some(header));
 }
@@ -170,18 +270,40 @@ fn standard_webhooks_reference_vector() {
     let headers = [
         ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
         ("webhook-timestamp", "1614265330"),
-        ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+        (
+            "webhook-signature",
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ),
     ];
     let secret: &[u8] = b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    assert!(verify(&Scheme::StandardWebhooks, &[secret], &headers[..], body, None, now, None).is_ok());
-    let signed = sign(&Scheme::StandardWebhooks, secret, body, None, "msg_p5jXN8AQM9LWM0D4loKWxJek", now)
-        .unwrap();
+    assert!(verify(
+        &Scheme::StandardWebhooks,
+        &[secret],
+        &headers[..],
+        body,
+        None,
+        now,
+        None
+    )
+    .is_ok());
+    let signed = sign(
+        &Scheme::StandardWebhooks,
+        secret,
+        body,
+        None,
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        now,
+    )
+    .unwrap();
     assert_eq!(
         signed.header("webhook-signature"),
         Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
     );
     assert_eq!(signed.header("webhook-timestamp"), Some("1614265330"));
-    assert_eq!(signed.header("webhook-id"), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+    assert_eq!(
+        signed.header("webhook-id"),
+        Some("msg_p5jXN8AQM9LWM0D4loKWxJek")
+    );
 }
 
 #[test]
@@ -189,7 +311,15 @@ fn content_digest_matches_rfc9530() {
     // RFC 9530 §2: `{"hello": "world"}` has sha-256 `X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=`.
     let scheme = Scheme::message_signature("woodpecker-ci-extensions");
     let seed = [9u8; 32];
-    let signed = sign(&scheme, &seed, br#"{"hello": "world"}"#, Some("/foo"), "", Instant::from_secs(1)).unwrap();
+    let signed = sign(
+        &scheme,
+        &seed,
+        br#"{"hello": "world"}"#,
+        Some("/foo"),
+        "",
+        Instant::from_secs(1),
+    )
+    .unwrap();
     assert_eq!(
         signed.header("Content-Digest"),
         Some("sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:")

@@ -83,7 +83,12 @@ pub fn is_rfc3339(s: &str) -> bool {
     if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt") && sep(13, b":") && sep(16, b":")) {
         return false;
     }
-    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60
+    if !(1..=12).contains(&mo)
+        || d == 0
+        || d > days_in_month(y, mo)
+        || h > 23
+        || mi > 59
+        || sec > 60
     {
         return false;
     }
@@ -116,16 +121,31 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(rfc3339(Instant::EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(Instant::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(Instant::from_secs(1_614_556_800)), "2021-03-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(Instant::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(Instant::from_secs(1_614_556_800)),
+            "2021-03-01T00:00:00Z"
+        );
         assert_eq!(
             rfc3339(Instant::from_micros(1_700_000_000_250_000)),
             "2023-11-14T22:13:20.250000Z"
         );
-        assert_eq!(rfc3339(Instant::from_secs(4_107_542_399)), "2100-02-28T23:59:59Z");
-        assert_eq!(rfc3339(Instant::from_secs(4_107_542_400)), "2100-03-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(Instant::from_secs(4_107_542_399)),
+            "2100-02-28T23:59:59Z"
+        );
+        assert_eq!(
+            rfc3339(Instant::from_secs(4_107_542_400)),
+            "2100-03-01T00:00:00Z"
+        );
         assert_eq!(rfc3339(Instant::MAX), "9999-12-31T23:59:59.999999Z");
-        assert_eq!(rfc3339(Instant::from_secs(MAX_SECS)), "9999-12-31T23:59:59Z");
+        assert_eq!(
+            rfc3339(Instant::from_secs(MAX_SECS)),
+            "9999-12-31T23:59:59Z"
+        );
     }
 
     #[test]

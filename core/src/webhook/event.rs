@@ -393,7 +393,9 @@ fn data<H: Headers + ?Sized>(headers: &H, body: &mut Body<'_>) -> EventData {
         }
     }
     EventData::Binary {
-        content_type: String::from(header(headers, "content-type").unwrap_or("application/octet-stream")),
+        content_type: String::from(
+            header(headers, "content-type").unwrap_or("application/octet-stream"),
+        ),
         bytes: raw.to_vec(),
     }
 }

@@ -52,7 +52,9 @@ impl Handshake {
     pub fn detect(self, body: &[u8]) -> Option<String> {
         let token = match self {
             Handshake::NotionVerificationToken => {
-                serde_json::from_slice::<NotionBody>(body).ok()?.verification_token
+                serde_json::from_slice::<NotionBody>(body)
+                    .ok()?
+                    .verification_token
             }
             Handshake::SlackUrlVerification => {
                 let b: SlackBody = serde_json::from_slice(body).ok()?;
@@ -74,10 +76,14 @@ mod tests {
     fn notion_token_only_alone() {
         let h = Handshake::NotionVerificationToken;
         assert_eq!(
-            h.detect(br#"{"verification_token":"secret_abc"}"#).as_deref(),
+            h.detect(br#"{"verification_token":"secret_abc"}"#)
+                .as_deref(),
             Some("secret_abc")
         );
-        assert_eq!(h.detect(br#"{"verification_token":"secret_abc","type":"x"}"#), None);
+        assert_eq!(
+            h.detect(br#"{"verification_token":"secret_abc","type":"x"}"#),
+            None
+        );
         assert_eq!(h.detect(br#"{"verification_token":""}"#), None);
         assert_eq!(h.detect(br#"{"verification_token":5}"#), None);
         assert_eq!(h.detect(b"not json"), None);
@@ -92,7 +98,10 @@ mod tests {
             h.detect(body).as_deref(),
             Some("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")
         );
-        assert_eq!(h.detect(br#"{"type":"event_callback","challenge":"x"}"#), None);
+        assert_eq!(
+            h.detect(br#"{"type":"event_callback","challenge":"x"}"#),
+            None
+        );
         assert!(h.is_signed());
     }
 }

@@ -136,7 +136,12 @@ mod tests {
         let hex_seed = hex::encode(seed);
         let b64_seed = STRICT_B64.encode(seed);
         let whsk = alloc::format!("whsk_{b64_seed}");
-        for form in [&seed[..], hex_seed.as_bytes(), b64_seed.as_bytes(), whsk.as_bytes()] {
+        for form in [
+            &seed[..],
+            hex_seed.as_bytes(),
+            b64_seed.as_bytes(),
+            whsk.as_bytes(),
+        ] {
             assert_eq!(signing_key(form).map(|k| k.verifying_key()), Ok(pk));
         }
         let mut der = SPKI_ED25519.to_vec();
@@ -147,8 +152,12 @@ mod tests {
         );
         let whpk_text = whpk(&pk);
         let hex_pk = hex::encode(pk.as_bytes());
-        for form in [pem_text.as_bytes(), whpk_text.as_bytes(), hex_pk.as_bytes(), whsk.as_bytes()]
-        {
+        for form in [
+            pem_text.as_bytes(),
+            whpk_text.as_bytes(),
+            hex_pk.as_bytes(),
+            whsk.as_bytes(),
+        ] {
             assert_eq!(verifying_key(form), Ok(pk));
         }
         let mut pkcs8 = alloc::vec![0x30, 0x2e, 0x02, 0x01, 0x00];
@@ -158,16 +167,24 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----",
             STRICT_B64.encode(&pkcs8)
         );
-        assert_eq!(signing_key(pem_sk.as_bytes()).map(|k| k.verifying_key()), Ok(pk));
+        assert_eq!(
+            signing_key(pem_sk.as_bytes()).map(|k| k.verifying_key()),
+            Ok(pk)
+        );
         // libsodium's 64-byte form: seed then public key.
         let mut full = seed.to_vec();
         full.extend_from_slice(pk.as_bytes());
         let whsk64 = alloc::format!("whsk_{}", STRICT_B64.encode(&full));
-        assert_eq!(signing_key(whsk64.as_bytes()).map(|k| k.verifying_key()), Ok(pk));
+        assert_eq!(
+            signing_key(whsk64.as_bytes()).map(|k| k.verifying_key()),
+            Ok(pk)
+        );
         full[40] ^= 1;
         let whsk64 = alloc::format!("whsk_{}", STRICT_B64.encode(&full));
         assert!(signing_key(whsk64.as_bytes()).is_err());
         assert!(verifying_key(b"nonsense").is_err());
-        assert!(verifying_key(b"-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----").is_err());
+        assert!(
+            verifying_key(b"-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----").is_err()
+        );
     }
 }

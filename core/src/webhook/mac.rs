@@ -176,9 +176,7 @@ pub(crate) fn verify_linear<H: Headers + ?Sized>(
             field: field.clone(),
         })?;
     let ms = match parsed.ts {
-        None | Some(serde_json::Value::Null) => {
-            return Err(Rejection::MissingTimestamp { field })
-        }
+        None | Some(serde_json::Value::Null) => return Err(Rejection::MissingTimestamp { field }),
         Some(v) => v.as_u64().ok_or(Rejection::MalformedTimestamp {
             field: field.clone(),
             reason: "expected integer Unix milliseconds",
@@ -220,7 +218,11 @@ pub(crate) fn verify_slack<H: Headers + ?Sized>(
     }
 }
 
-pub(crate) fn sign_slack(secret: &[u8], body: &[u8], now: Instant) -> Option<Vec<(String, String)>> {
+pub(crate) fn sign_slack(
+    secret: &[u8],
+    body: &[u8],
+    now: Instant,
+) -> Option<Vec<(String, String)>> {
     let ts = format!("{}", now.as_secs());
     let hex = mac_hex::<HmacSha256>(secret, &[b"v0:", ts.as_bytes(), b":", body])?;
     Some(alloc::vec![

@@ -266,13 +266,9 @@ pub fn verify<H: Headers + ?Sized>(
         .or(scheme.default_tolerance())
         .unwrap_or(Duration::ZERO);
     match scheme {
-        Scheme::HmacSha256Hex { header, prefix } => mac::verify_hex::<mac::HmacSha256, H>(
-            header,
-            prefix.as_deref(),
-            secrets,
-            headers,
-            body,
-        ),
+        Scheme::HmacSha256Hex { header, prefix } => {
+            mac::verify_hex::<mac::HmacSha256, H>(header, prefix.as_deref(), secrets, headers, body)
+        }
         Scheme::HmacSha1Hex { header, prefix } => {
             mac::verify_hex::<mac::HmacSha1, H>(header, prefix.as_deref(), secrets, headers, body)
         }
@@ -343,9 +339,13 @@ pub fn sign(
         Scheme::UrlSecret { param } => Err(SignError::NotHeaderBased {
             param: param.clone(),
         }),
-        Scheme::MessageSignature { label } => {
-            msgsig::sign(label, secret, body, target.ok_or(SignError::MissingTarget)?, now)
-        }
+        Scheme::MessageSignature { label } => msgsig::sign(
+            label,
+            secret,
+            body,
+            target.ok_or(SignError::MissingTarget)?,
+            now,
+        ),
     }
 }
 

@@ -134,10 +134,13 @@ pub(crate) fn verify<H: Headers + ?Sized>(
             })
         }
     };
-    let sig: [u8; 64] = sig.as_slice().try_into().map_err(|_| Rejection::MalformedSignature {
-        header: sig_name.clone(),
-        reason: "an ed25519 signature is 64 bytes",
-    })?;
+    let sig: [u8; 64] = sig
+        .as_slice()
+        .try_into()
+        .map_err(|_| Rejection::MalformedSignature {
+            header: sig_name.clone(),
+            reason: "an ed25519 signature is 64 bytes",
+        })?;
 
     // Covered components: sf-strings without parameters, no duplicates, including REQUIRED.
     let mut lines: Vec<(String, String)> = Vec::with_capacity(items.len());
@@ -305,7 +308,10 @@ mod tests {
             .unwrap_or_default();
         let sk = signing_key(&seed).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(sk.verifying_key(), key);
-        assert_eq!(STRICT_B64.encode(sk.sign(base.as_bytes()).to_bytes()), sig_b64);
+        assert_eq!(
+            STRICT_B64.encode(sk.sign(base.as_bytes()).to_bytes()),
+            sig_b64
+        );
 
         // And the params line is what our serializer produces from the parsed header.
         let dict = parse_dictionary(

@@ -211,9 +211,10 @@ impl Parser<'_> {
     fn token(&mut self) -> Option<Bare> {
         let start = self.i;
         self.i += 1;
-        while self.peek().is_some_and(|c| {
-            c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&c)
-        }) {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&c))
+        {
             self.i += 1;
         }
         let t = core::str::from_utf8(self.s.get(start..self.i)?).ok()?;
@@ -350,29 +351,56 @@ mod tests {
             serialize_inner_list(items, params),
             r#"("@method" "@authority" "content-digest");created=1618884473;keyid="test-key-ed25519""#
         );
-        assert_eq!(d.get(1).map(|m| &m.1), Some(&Member::Item(Bare::Bool(false), Vec::new())));
+        assert_eq!(
+            d.get(1).map(|m| &m.1),
+            Some(&Member::Item(Bare::Bool(false), Vec::new()))
+        );
     }
 
     #[test]
     fn byte_sequences_and_rejections() {
         let d = parse_dictionary("sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:")
             .unwrap_or_default();
-        assert!(matches!(d.first(), Some((k, Member::Item(Bare::Bytes(b), _))) if k == "sha-256" && b.len() == 32));
+        assert!(
+            matches!(d.first(), Some((k, Member::Item(Bare::Bytes(b), _))) if k == "sha-256" && b.len() == 32)
+        );
         for bad in [
-            "a=(", "a=\"unterminated", "A=1", "a=1,", "a=1 b=2", "a=:!!:", "a=1234567890123456",
-            "a=1.2345", "a=\"\\x\"", "a=?2", "a=(1 2", "a=(1;)",
+            "a=(",
+            "a=\"unterminated",
+            "A=1",
+            "a=1,",
+            "a=1 b=2",
+            "a=:!!:",
+            "a=1234567890123456",
+            "a=1.2345",
+            "a=\"\\x\"",
+            "a=?2",
+            "a=(1 2",
+            "a=(1;)",
         ] {
             assert_eq!(parse_dictionary(bad), None, "{bad}");
         }
         assert_eq!(
             parse_dictionary("a=1.50, b=-0.0, c=tok/en:x, d;p"),
             Some(alloc::vec![
-                (String::from("a"), Member::Item(Bare::Decimal(String::from("1.5")), Vec::new())),
-                (String::from("b"), Member::Item(Bare::Decimal(String::from("-0.0")), Vec::new())),
-                (String::from("c"), Member::Item(Bare::Token(String::from("tok/en:x")), Vec::new())),
+                (
+                    String::from("a"),
+                    Member::Item(Bare::Decimal(String::from("1.5")), Vec::new())
+                ),
+                (
+                    String::from("b"),
+                    Member::Item(Bare::Decimal(String::from("-0.0")), Vec::new())
+                ),
+                (
+                    String::from("c"),
+                    Member::Item(Bare::Token(String::from("tok/en:x")), Vec::new())
+                ),
                 (
                     String::from("d"),
-                    Member::Item(Bare::Bool(true), alloc::vec![(String::from("p"), Bare::Bool(true))])
+                    Member::Item(
+                        Bare::Bool(true),
+                        alloc::vec![(String::from("p"), Bare::Bool(true))]
+                    )
                 ),
             ])
         );

@@ -74,7 +74,9 @@ pub(crate) fn verify<H: Headers + ?Sized>(
         .flat_map(|line| line.split_ascii_whitespace())
     {
         let Some((version, b64)) = entry.split_once(',') else {
-            return Err(malformed("expected space-separated `version,base64` entries"));
+            return Err(malformed(
+                "expected space-separated `version,base64` entries",
+            ));
         };
         offered += 1;
         if offered > MAX_CANDIDATES {

@@ -1,5 +1,6 @@
 //! Shared helpers for core's integration tests.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mosaic_core::config::SecretRef;
 use mosaic_core::driver::{self, Reply, ReplyBody};
@@ -29,10 +30,18 @@ pub fn sim(r: &Router) -> SimHost {
 }
 
 pub fn hdrs(h: &[(&str, &str)]) -> Vec<(String, String)> {
-    h.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    h.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
-pub fn send(host: &SimHost, r: &Router, method: Method, target: &str, headers: &[(&str, &str)]) -> Reply<Vec<u8>> {
+pub fn send(
+    host: &SimHost,
+    r: &Router,
+    method: Method,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Reply<Vec<u8>> {
     let headers = hdrs(headers);
     let req = Request {
         method,
@@ -57,7 +66,10 @@ pub fn body(r: &Reply<Vec<u8>>) -> String {
 }
 
 pub fn header<'a>(r: &'a Reply<Vec<u8>>, name: &str) -> Option<&'a str> {
-    r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    r.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// A problem reply's `code`.

@@ -1,6 +1,7 @@
 //! Fixtures shared by the webhook tests: one per scheme, each able to sign a delivery the way
 //! the provider would and to say which header carries the credential.
 #![allow(dead_code, clippy::unwrap_used)]
+#![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 use std::time::Duration;
 
@@ -114,14 +115,24 @@ pub fn fixtures() -> Vec<Fixture> {
             other_signing: whsk_b.clone().into_bytes(),
             other_verifying: pk(whsk_b.as_bytes()),
         },
-        sym("stripe", Scheme::Stripe, "whsec_test_secret", "whsec_other_secret"),
+        sym(
+            "stripe",
+            Scheme::Stripe,
+            "whsec_test_secret",
+            "whsec_other_secret",
+        ),
         sym(
             "slack",
             Scheme::Slack,
             "8f742231b10e8888abcd99yyyzzz85a5",
             "another secret",
         ),
-        sym("linear", Scheme::Linear, "lin_wh_signing_secret", "another secret"),
+        sym(
+            "linear",
+            Scheme::Linear,
+            "lin_wh_signing_secret",
+            "another secret",
+        ),
         sym(
             "token-header",
             Scheme::token_header("X-Gitlab-Token"),
