@@ -74,7 +74,7 @@ fn webhook(c: &mut Criterion) {
         whsec,
         whsec,
     );
-    let whsk = b"whsk_AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
+    let whsk = b"whsk_AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
     let whpk = ed25519_public_key(whsk).unwrap();
     bench_scheme(
         c,
