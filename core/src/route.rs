@@ -192,12 +192,69 @@ impl<'t, 'p> Params<'t, 'p> {
 #[derive(Clone, Debug, Default)]
 struct Node {
     statics: Vec<(Box<str>, Node)>,
+    /// Open-addressing hash index into `statics` (FNV-1a), built for wide nodes only.
+    index: Vec<u32>,
     param: Option<Box<Node>>,
     catch_all: Vec<usize>,
     /// Routes ending exactly here (no trailing slash).
     leaves: Vec<usize>,
     /// Routes ending here with a trailing slash.
     leaves_slash: Vec<usize>,
+}
+
+/// Nodes with more static children than this get a hash index.
+const INDEX_FROM: usize = 8;
+
+fn fnv1a(s: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+impl Node {
+    fn build_index(&mut self) {
+        for (_, child) in &mut self.statics {
+            child.build_index();
+        }
+        if let Some(p) = &mut self.param {
+            p.build_index();
+        }
+        self.index.clear();
+        if self.statics.len() <= INDEX_FROM {
+            return;
+        }
+        let size = (self.statics.len() * 2).next_power_of_two();
+        self.index = alloc::vec![u32::MAX; size];
+        for (i, (k, _)) in self.statics.iter().enumerate() {
+            let mut slot = fnv1a(k) as usize & (size - 1);
+            while self.index[slot] != u32::MAX {
+                slot = (slot + 1) & (size - 1);
+            }
+            self.index[slot] = i as u32;
+        }
+    }
+
+    #[inline]
+    fn find_static(&self, seg: &str) -> Option<usize> {
+        if self.index.is_empty() {
+            return self.statics.iter().position(|(k, _)| &**k == seg);
+        }
+        let mask = self.index.len() - 1;
+        let mut slot = fnv1a(seg) as usize & mask;
+        loop {
+            let i = self.index[slot];
+            if i == u32::MAX {
+                return None;
+            }
+            if &*self.statics[i as usize].0 == seg {
+                return Some(i as usize);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -302,6 +359,7 @@ impl RouteTable {
                 (e.host.is_none(), usize::MAX - e.headers.len(), i)
             });
         }
+        t.root.build_index();
         if conflicts.is_empty() {
             Ok(t)
         } else {
@@ -348,7 +406,8 @@ impl RouteTable {
         if rest.is_empty() {
             return self.pick(&node.leaves, q);
         }
-        let (seg, tail, last) = match rest.find('/') {
+        // segments are short: a byte scan beats memchr's setup cost
+        let (seg, tail, last) = match rest.bytes().position(|b| b == b'/') {
             Some(i) => (&rest[..i], &rest[i + 1..], false),
             None => (rest, "", true),
         };
@@ -359,7 +418,7 @@ impl RouteTable {
             }
             return None;
         }
-        if let Ok(i) = node.statics.binary_search_by(|(k, _)| (**k).cmp(seg)) {
+        if let Some(i) = node.find_static(seg) {
             let child = &node.statics[i].1;
             if let Some(r) = self.descend(child, tail, last, values, depth, q) {
                 return Some(r);
