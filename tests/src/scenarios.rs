@@ -725,6 +725,22 @@ pub async fn shared_state_and_cache(host: &dyn HostUnderTest, redis_url: &str) {
         2,
         "the second instance must not call the failing upstream"
     );
+    // a third instance started now restores the open breaker and does not overwrite it
+    let late = start(host, &cfg);
+    let cl = Client::new(&late.base_url());
+    assert_eq!(
+        cl.breaker("r", "bad").await,
+        "open",
+        "a late instance restores the shared state"
+    );
+    assert_eq!(cl.get("/x").await.from(), "ok");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        cb.breaker("r", "bad").await,
+        "open",
+        "the late instance must not clobber the shared state"
+    );
+    assert_eq!(bad.hits(), 2);
     let first = ca.get("/c/item").await;
     assert_eq!((first.cache(), first.body.as_str()), ("miss", "cached 1"));
     let second = cb.get("/c/item").await;

@@ -101,14 +101,21 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
         tracing::warn!(warning = %h, "admin");
     }
     let mut state = State::new(&router.config, seed());
+    let mut restored = Vec::new();
     match store.get(STATE_KEY).await {
         Ok(Some(bytes)) => match snapshot::decode_into(&router.config, &mut state, &bytes) {
-            Ok(()) => tracing::info!(store = store.kind(), "state restored from the store"),
+            Ok(()) => {
+                tracing::info!(store = store.kind(), "state restored from the store");
+                restored = bytes;
+            }
             Err(e) => tracing::warn!(error = %e, "state snapshot ignored"),
         },
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "state snapshot unreadable"),
     }
+    // what was just read is in sync: do not write it back (a restarting instance must not
+    // overwrite newer shared state with its own)
+    let in_sync = (!restored.is_empty()).then_some((1, state.material));
     let server_cfg = router.config.server.clone();
     let clients = Clients::new()?;
     let live = Live {
@@ -137,7 +144,7 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
         "mosaic listening on http://{local}"
     );
 
-    let sync = tokio::spawn(sync_loop(Arc::clone(&shared)));
+    let sync = tokio::spawn(sync_loop(Arc::clone(&shared), in_sync, restored));
     let limit = Arc::new(Semaphore::new(server_cfg.max_connections as usize));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -314,7 +321,7 @@ pub async fn reload(shared: &Shared) -> Result<(u64, Vec<String>), Vec<String>> 
 }
 
 /// Keeps the store's snapshot in step with the state (see the module docs).
-async fn sync_loop(shared: Arc<Shared>) {
+async fn sync_loop(shared: Arc<Shared>, mut seen: Option<(u64, u64)>, mut last: Vec<u8>) {
     let period = match shared.store.kind() {
         "redis" => SYNC_SHARED,
         "file" => SYNC_FILE,
@@ -322,8 +329,7 @@ async fn sync_loop(shared: Arc<Shared>) {
     };
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seen: Option<(u64, u64)> = None; // (generation, material)
-    let mut last: Vec<u8> = Vec::new();
+    // `seen`: (generation, material) last written or adopted; `last`: those bytes
     loop {
         tick.tick().await;
         let live = shared.live();
@@ -373,9 +379,10 @@ async fn sync_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Writes the final snapshot on shutdown.
+/// Writes the final snapshot on shutdown. A shared store is left alone: the sync loop kept it
+/// within one period, and other instances may have written newer state since.
 async fn persist(shared: &Shared) {
-    if !shared.store.is_tiered() {
+    if !shared.store.is_tiered() || shared.store.is_shared() {
         return;
     }
     let live = shared.live();

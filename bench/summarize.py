@@ -1,0 +1,120 @@
+"""Turns the oha JSON reports of bench/run.sh into bench/RESULTS.md."""
+
+import json
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+
+work = os.environ["WORK"]
+
+
+def load(name):
+    with open(os.path.join(work, name + ".json")) as f:
+        d = json.load(f)
+    codes = d.get("statusCodeDistribution", {}) or {}
+    errors = d.get("errorDistribution", {}) or {}
+    ok = sum(v for k, v in codes.items() if str(k).startswith("2"))
+    total = sum(codes.values()) + sum(errors.values())
+    p = d.get("latencyPercentiles", {}) or {}
+    return {
+        "rps": d["summary"]["requestsPerSec"],
+        "p50": (p.get("p50") or 0.0) * 1e6,
+        "p99": (p.get("p99") or 0.0) * 1e6,
+        "ok": ok,
+        "total": total,
+        "success": 100.0 * ok / total if total else 0.0,
+    }
+
+
+def row(label, r):
+    return f"| {label} | {r['rps']:,.0f} | {r['p50']:,.0f} | {r['p99']:,.0f} | {r['success']:.2f} % ({r['ok']:,}/{r['total']:,}) |"
+
+
+direct, mosaic, nginx = load("direct"), load("mosaic"), load("nginx")
+lines = []
+cpu = "unknown CPU"
+try:
+    cpu = next(
+        l.split(":", 1)[1].strip()
+        for l in open("/proc/cpuinfo")
+        if l.startswith("model name")
+    )
+except Exception:
+    pass
+cores = os.cpu_count()
+nginx_v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+lines.append("# Benchmark: mosaic vs nginx vs direct")
+lines.append("")
+lines.append(
+    f"`bench/run.sh`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu}, {cores} cores shared by the "
+    f"load generator (oha, {os.environ['CONC']} connections, keep-alive), the proxy and the mock upstream; "
+    f"{nginx_v}, `worker_processes auto`, access log off; mosaic release build, `RUST_LOG=warn` "
+    f"(no per-request log line, like nginx with `access_log off`). Happy path {os.environ['DUR']} per target, "
+    f"failover scenarios {os.environ['FDUR']} each. Latencies in µs."
+)
+lines.append("")
+lines.append("## Happy path")
+lines.append("")
+lines.append("| target | req/s | p50 µs | p99 µs | success |")
+lines.append("|---|---:|---:|---:|---:|")
+lines.append(row("direct to the mock upstream", direct))
+lines.append(row("through mosaic", mosaic))
+lines.append(row("through nginx", nginx))
+lines.append("")
+added_m = mosaic["p50"] - direct["p50"]
+added_n = nginx["p50"] - direct["p50"]
+lines.append(
+    f"Added p50 latency over direct: mosaic {added_m:,.0f} µs, nginx {added_n:,.0f} µs "
+    f"(difference {added_m - added_n:+,.0f} µs). Throughput mosaic/nginx: {mosaic['rps'] / nginx['rps']:.2f}."
+)
+lines.append("")
+lines.append("## Failover (first provider broken, second healthy)")
+lines.append("")
+lines.append("| scenario | mosaic req/s | mosaic p50 µs | mosaic p99 µs | mosaic success | nginx req/s | nginx p50 µs | nginx p99 µs | nginx success |")
+lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+names = {
+    "refused": "connection refused",
+    "5xx": "answers 500",
+    "timeout": "slower than the 200 ms per-try timeout",
+}
+for s, label in names.items():
+    m, n = load("mosaic-" + s), load("nginx-" + s)
+    lines.append(
+        f"| {label} | {m['rps']:,.0f} | {m['p50']:,.0f} | {m['p99']:,.0f} | {m['success']:.2f} % | "
+        f"{n['rps']:,.0f} | {n['p50']:,.0f} | {n['p99']:,.0f} | {n['success']:.2f} % |"
+    )
+lines.append("")
+lines.append(
+    "Both fail over per request and then stop sending to the broken upstream (mosaic: circuit "
+    "breaker, 5 failures then open 5 s doubling; nginx: `max_fails=1 fail_timeout=5s` with the "
+    "healthy server as `backup`)."
+)
+lines.append("")
+kib = lambda k: int(os.environ[k]) / 1024.0
+lines.append("## mosaic resident memory")
+lines.append("")
+lines.append("| when | RSS |")
+lines.append("|---|---:|")
+lines.append(f"| idle after start | {kib('IDLE_RSS'):.1f} MiB |")
+lines.append(f"| right after the happy-path run | {kib('LOAD_RSS'):.1f} MiB |")
+lines.append(f"| peak over all runs (VmHWM) | {kib('PEAK_RSS'):.1f} MiB |")
+lines.append(f"| idle again, 2 s after the last run | {kib('AFTER_RSS'):.1f} MiB |")
+lines.append("")
+goals = [
+    ("mosaic throughput ≥ nginx's", mosaic["rps"] >= nginx["rps"]),
+    ("p50 added latency within 50 µs of nginx's", added_m - added_n <= 50),
+    (
+        "all failover scenarios at 100 % success",
+        all(load("mosaic-" + s)["success"] == 100.0 for s in names),
+    ),
+    ("resident memory under load ≤ 64 MiB", kib("PEAK_RSS") <= 64),
+    ("idle resident memory ≤ 20 MiB", kib("IDLE_RSS") <= 20),
+]
+lines.append("## Goals")
+lines.append("")
+for g, met in goals:
+    lines.append(f"- [{'x' if met else ' '}] {g}")
+lines.append("")
+with open(os.environ["OUT"], "w") as f:
+    f.write("\n".join(lines))
