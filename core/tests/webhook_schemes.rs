@@ -69,6 +69,33 @@ fn no_secret_configured_is_its_own_code() {
 }
 
 #[test]
+fn an_empty_secret_is_refused_not_used() {
+    // An HMAC keyed with "" is computable by anyone: a blank secret must never verify.
+    for fx in fixtures() {
+        let forged = fx.deliver_with(&fx.other_signing.clone(), fx.body(T0), T0);
+        let r = fx.check(&[&fx.verifying, b"".as_slice()], &forged, T0);
+        assert_eq!(
+            r.clone().unwrap_err(),
+            Rejection::MalformedSecret {
+                index: 1,
+                reason: "the secret is empty"
+            },
+            "{}",
+            fx.name
+        );
+        assert_eq!(r.unwrap_err().http_status(), 500);
+        assert_eq!(
+            sign(&fx.scheme, b"", b"{}", Some(TARGET), "id", at(T0))
+                .unwrap_err()
+                .code(),
+            "malformed-secret",
+            "{}",
+            fx.name
+        );
+    }
+}
+
+#[test]
 fn tampered_body_is_rejected_where_the_body_is_signed() {
     for fx in fixtures() {
         let mut d = fx.deliver(T0);

@@ -235,7 +235,8 @@ pub struct Verified {
 
 /// Verifies a webhook delivery.
 ///
-/// - `secrets`: every active secret of the endpoint (several during a rotation), as configured:
+/// - `secrets`: every active secret of the endpoint (several during a rotation; none gives
+///   [`Rejection::NoSecretConfigured`], an empty one [`Rejection::MalformedSecret`]), as configured:
 ///   text secrets as their UTF-8 bytes; `whsec_…`/`whpk_…` strings for Standard Webhooks; a PEM,
 ///   hex or base64 ed25519 public key for [`Scheme::MessageSignature`].
 /// - `headers`, `body`: the request exactly as received; the body must be the raw bytes, never
@@ -261,6 +262,14 @@ pub fn verify<H: Headers + ?Sized>(
 ) -> Result<Verified, Rejection> {
     if secrets.is_empty() {
         return Err(Rejection::NoSecretConfigured);
+    }
+    // An empty key would make every HMAC scheme accept signatures anyone can compute (an unset
+    // environment variable is the usual cause): refuse it as a configuration error.
+    if let Some(index) = secrets.iter().position(|s| s.is_empty()) {
+        return Err(Rejection::MalformedSecret {
+            index,
+            reason: "the secret is empty",
+        });
     }
     let tolerance = tolerance_override
         .or(scheme.default_tolerance())
@@ -311,6 +320,11 @@ pub fn sign(
     id: &str,
     now: Instant,
 ) -> Result<Vec<(String, String)>, SignError> {
+    if secret.is_empty() {
+        return Err(SignError::MalformedSecret {
+            reason: "the secret is empty",
+        });
+    }
     let hmac_refused = SignError::MalformedSecret {
         reason: "refused as an HMAC key",
     };
