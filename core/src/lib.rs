@@ -28,6 +28,7 @@ pub mod codec;
 pub mod config;
 pub mod driver;
 pub mod engine;
+pub mod head;
 pub mod http;
 pub mod httpdate;
 pub mod limit;

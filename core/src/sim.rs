@@ -50,6 +50,13 @@ pub enum Behaviour {
     },
     /// Connection refused at once.
     Down,
+    /// Answers 200 after 10 ms with a body naming the credential and URL it received
+    /// (`auth=<Authorization>;url=<url>`), cacheable for `max_age` seconds: isolation tests use it
+    /// to see who a response was made for.
+    Echo {
+        /// `Cache-Control: max-age` to send.
+        max_age: u64,
+    },
     /// The connection breaks after `after`.
     Reset {
         /// Time until the break.
@@ -246,6 +253,24 @@ impl Host for SimHost {
         let budget = a.deadline.saturating_since(i.now);
         let result = match behaviour {
             Behaviour::Down => Err(FetchError::Connect),
+            Behaviour::Echo { max_age } => {
+                i.now = i.now + Duration::from_millis(10);
+                let auth = a
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+                    .map(|(_, v)| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                Ok(UpstreamResponse {
+                    status: 200,
+                    headers: alloc::vec![(
+                        String::from("cache-control"),
+                        format!("max-age={max_age}")
+                    )],
+                    body: format!("auth={auth};url={}", a.url).into_bytes(),
+                })
+            }
             Behaviour::Reset { after } => {
                 if after >= budget {
                     i.now = a.deadline;

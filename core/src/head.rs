@@ -1,0 +1,201 @@
+//! Request-head checks every host applies before anything else: header count and size caps,
+//! request smuggling (conflicting `Content-Length` / `Transfer-Encoding`), malformed names and
+//! values, and absolute-form or ambiguous `Host`.
+//!
+//! HTTP libraries reject much of this already (hyper refuses a request with both
+//! `Content-Length` and `Transfer-Encoding`); the check here makes the rule explicit, the same on
+//! every host, and testable without a socket.
+
+use alloc::format;
+
+use crate::http::Headers;
+use crate::problem::{Problem, ProblemKind};
+
+/// Caps on a request head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Most headers.
+    pub max_headers: usize,
+    /// Most bytes in all names and values together (plus 4 per header for `: ` and CRLF).
+    pub max_header_bytes: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits {
+            max_headers: 100,
+            max_header_bytes: 32 << 10,
+        }
+    }
+}
+
+fn token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The body framing a checked head declares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// Checks a request head. `headers` are as received (names in any case).
+///
+/// # Errors
+/// 431 when over the caps, 400 `bad-request` for smuggling attempts and malformed headers.
+pub fn check_head(
+    headers: &[(impl AsRef<str>, impl AsRef<str>)],
+    limits: &HeadLimits,
+) -> Result<Framing, Problem> {
+    if headers.len() > limits.max_headers {
+        return Err(Problem::new(
+            ProblemKind::HeadersTooLarge,
+            format!(
+                "{} headers; at most {} are accepted",
+                headers.len(),
+                limits.max_headers
+            ),
+        ));
+    }
+    let size: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_ref().len() + v.as_ref().len() + 4)
+        .sum();
+    if size > limits.max_header_bytes {
+        return Err(Problem::new(
+            ProblemKind::HeadersTooLarge,
+            format!(
+                "request headers are {size} bytes; at most {} are accepted",
+                limits.max_header_bytes
+            ),
+        ));
+    }
+    let bad = |d: &str| Err(Problem::new(ProblemKind::BadRequest, d));
+    for (n, v) in headers {
+        let (n, v) = (n.as_ref(), v.as_ref());
+        if n.is_empty() || !n.bytes().all(token_char) {
+            return bad("a header name is empty or contains characters outside the HTTP token set");
+        }
+        if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return bad("a header value contains CR, LF or NUL");
+        }
+    }
+    let cl: alloc::vec::Vec<&str> = headers.header_all("content-length").collect();
+    let te: alloc::vec::Vec<&str> = headers.header_all("transfer-encoding").collect();
+    if !cl.is_empty() && !te.is_empty() {
+        return bad("both Content-Length and Transfer-Encoding are present (request smuggling)");
+    }
+    if headers.header_all("host").count() > 1 {
+        return bad("more than one Host header");
+    }
+    if let Some(h) = headers.header("host") {
+        if h.is_empty() || h.contains(['/', '@', '\\', ' ', '?', '#']) {
+            return bad("the Host header is not a plain host[:port]");
+        }
+    }
+    if !te.is_empty() {
+        // only a single, final `chunked` is accepted
+        let mut codings = te.iter().flat_map(|v| v.split(',')).map(str::trim);
+        let all: alloc::vec::Vec<&str> = codings.by_ref().collect();
+        return if all.len() == 1 && all[0].eq_ignore_ascii_case("chunked") {
+            Ok(Framing::Chunked)
+        } else {
+            bad("Transfer-Encoding other than a single `chunked` is not accepted")
+        };
+    }
+    if cl.is_empty() {
+        return Ok(Framing::None);
+    }
+    // several Content-Length values (or a list) must all agree and be plain digits
+    let mut value: Option<u64> = None;
+    for part in cl.iter().flat_map(|v| v.split(',')).map(str::trim) {
+        if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return bad("Content-Length is not a decimal number");
+        }
+        let n: u64 = part
+            .parse()
+            .map_err(|_| Problem::new(ProblemKind::BadRequest, "Content-Length is out of range"))?;
+        match value {
+            Some(prev) if prev != n => {
+                return bad("conflicting Content-Length values (request smuggling)")
+            }
+            _ => value = Some(n),
+        }
+    }
+    Ok(value.map_or(Framing::None, Framing::Length))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(h: &[(&str, &str)]) -> Result<Framing, ProblemKind> {
+        check_head(h, &HeadLimits::default()).map_err(|p| p.kind)
+    }
+
+    #[test]
+    fn smuggling_corpus_is_refused() {
+        use ProblemKind::BadRequest as B;
+        let cases: &[(&[(&str, &str)], Result<Framing, ProblemKind>)] = &[
+            (&[("content-length", "5")], Ok(Framing::Length(5))),
+            (
+                &[("Content-Length", "5"), ("content-length", "5")],
+                Ok(Framing::Length(5)),
+            ),
+            (&[("transfer-encoding", "chunked")], Ok(Framing::Chunked)),
+            (&[], Ok(Framing::None)),
+            (
+                &[("content-length", "5"), ("transfer-encoding", "chunked")],
+                Err(B),
+            ),
+            (&[("Content-Length", "5"), ("Content-Length", "6")], Err(B)),
+            (&[("content-length", "5, 6")], Err(B)),
+            (&[("content-length", "+5")], Err(B)),
+            (&[("content-length", "-1")], Err(B)),
+            (&[("content-length", "0x10")], Err(B)),
+            (&[("content-length", "99999999999999999999")], Err(B)),
+            (&[("transfer-encoding", "gzip, chunked")], Err(B)),
+            (
+                &[
+                    ("transfer-encoding", "chunked"),
+                    ("transfer-encoding", "chunked"),
+                ],
+                Err(B),
+            ),
+            (&[("transfer-encoding", "xchunked")], Err(B)),
+            (&[("transfer-encoding", " chunked")], Ok(Framing::Chunked)),
+            (&[("transfer-encoding ", "chunked")], Err(B)),
+            (&[("x-a", "b\r\nX-Injected: 1")], Err(B)),
+            (&[("x a", "b")], Err(B)),
+            (&[("host", "a.example"), ("Host", "b.example")], Err(B)),
+            (&[("host", "evil.com/x")], Err(B)),
+            (&[("host", "user@evil.com")], Err(B)),
+            (&[("host", "a.example:8080")], Ok(Framing::None)),
+        ];
+        for (h, want) in cases {
+            assert_eq!(check(h), *want, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn caps_answer_431() {
+        let many: alloc::vec::Vec<(alloc::string::String, &str)> =
+            (0..101).map(|i| (format!("x-{i}"), "v")).collect();
+        assert_eq!(
+            check_head(&many, &HeadLimits::default()).map_err(|p| p.status()),
+            Err(431)
+        );
+        let big = [("x-big", "v".repeat(40_000))];
+        let big: alloc::vec::Vec<(&str, &str)> =
+            big.iter().map(|(a, b)| (*a, b.as_str())).collect();
+        assert_eq!(
+            check_head(&big, &HeadLimits::default()).map_err(|p| p.status()),
+            Err(431)
+        );
+    }
+}
