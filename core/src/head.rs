@@ -141,7 +141,8 @@ mod tests {
     #[test]
     fn smuggling_corpus_is_refused() {
         use ProblemKind::BadRequest as B;
-        let cases: &[(&[(&str, &str)], Result<Framing, ProblemKind>)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], Result<Framing, ProblemKind>);
+        let cases: &[Case<'_>] = &[
             (&[("content-length", "5")], Ok(Framing::Length(5))),
             (
                 &[("Content-Length", "5"), ("content-length", "5")],
