@@ -110,10 +110,13 @@ impl L1 {
     }
 }
 
+/// Key → (leader id, receiver the waiters clone).
+type Inflight = Arc<Mutex<HashMap<String, (u64, watch::Receiver<()>)>>>;
+
 /// Keys with a fetch in flight, and who waits for them.
 #[derive(Default)]
 pub struct Collapser {
-    inflight: Arc<Mutex<HashMap<String, (u64, watch::Receiver<()>)>>>,
+    inflight: Inflight,
     next: AtomicU64,
     /// Requests that waited for another request's fetch.
     pub collapsed: AtomicU64,
@@ -123,7 +126,7 @@ pub struct Collapser {
 pub struct Lead {
     key: String,
     id: u64,
-    map: Arc<Mutex<HashMap<String, (u64, watch::Receiver<()>)>>>,
+    map: Inflight,
     _tx: watch::Sender<()>,
 }
 

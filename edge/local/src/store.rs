@@ -55,10 +55,13 @@ pub trait Kv: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// A value and when it expires.
+type Expiring = (Vec<u8>, Option<Instant>);
+
 /// In-process store.
 #[derive(Default)]
 pub struct MemoryStore {
-    map: Mutex<HashMap<String, (Vec<u8>, Option<Instant>)>>,
+    map: Mutex<HashMap<String, Expiring>>,
 }
 
 impl Kv for MemoryStore {

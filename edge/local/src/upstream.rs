@@ -169,3 +169,66 @@ fn classify(e: &reqwest::Error) -> FetchError {
         FetchError::Reset
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mosaic_core::http::Method;
+    use mosaic_core::time::Instant;
+    use std::str::FromStr;
+
+    fn attempt(url: &str, allow_private: bool) -> Attempt {
+        Attempt {
+            id: 1,
+            provider: 0,
+            provider_id: String::from("p"),
+            method: Method::Get,
+            url: url.to_string(),
+            headers: Vec::new(),
+            deadline: Instant::MAX,
+            allow_private,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_internal_addresses() {
+        let Ok(name) = Name::from_str("localhost") else {
+            panic!("a valid name")
+        };
+        let r = GuardedResolver.resolve(name).await;
+        let Err(e) = r else {
+            panic!("localhost must be refused")
+        };
+        assert!(e.is::<ForbiddenAddress>(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn private_literals_are_forbidden_unless_allowed() {
+        let Ok(c) = Clients::new() else {
+            panic!("clients")
+        };
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://[::1]:9/x",
+            "http://169.254.169.254/latest",
+            "http://10.1.2.3:9/",
+        ] {
+            let r = c
+                .send(&attempt(url, false), Bytes::new(), Duration::from_secs(1))
+                .await;
+            assert!(matches!(r, Err(FetchError::Forbidden)), "{url}");
+        }
+        // allowed: a refused connection, not a refusal by policy
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_or(9, |a| a.port());
+        let r = c
+            .send(
+                &attempt(&format!("http://127.0.0.1:{port}/"), true),
+                Bytes::new(),
+                Duration::from_secs(2),
+            )
+            .await;
+        assert!(matches!(r, Err(FetchError::Connect)));
+    }
+}
