@@ -375,6 +375,57 @@ impl Breaker {
         self.consecutive_opens = consecutive_opens;
     }
 
+    /// The closed-state count window, oldest result first (bit 0 failure, bit 1 slow); empty
+    /// for a time window. With [`Breaker::window_buckets`], what a snapshot keeps so that a
+    /// host with a fresh instance per request (Spin) still counts failures across requests.
+    #[must_use]
+    pub fn window_results(&self) -> Vec<u8> {
+        let n = self.ring.len() as u32;
+        (0..self.filled.min(n))
+            .map(|i| self.ring[((self.head + n - self.filled.min(n) + i) % n) as usize] & 3)
+            .collect()
+    }
+
+    /// The closed-state time window: `(second, calls, failures, slow)` of every non-empty
+    /// bucket; empty for a count window.
+    #[must_use]
+    pub fn window_buckets(&self) -> Vec<(u64, u32, u32, u32)> {
+        self.buckets
+            .iter()
+            .filter(|b| b.calls > 0)
+            .map(|b| (b.second, b.calls, b.failures, b.slow))
+            .collect()
+    }
+
+    /// Restores a window read from a snapshot: results (oldest first) into a count window,
+    /// buckets into a time window; what does not fit this breaker's window is dropped, and
+    /// inconsistent buckets (more failures than calls) are skipped.
+    pub fn restore_window(&mut self, results: &[u8], buckets: &[(u64, u32, u32, u32)]) {
+        self.reset_window();
+        let n = self.ring.len();
+        if n > 0 {
+            for &r in &results[results.len().saturating_sub(n)..] {
+                self.ring[self.head as usize] = r & 3;
+                self.head = (self.head + 1) % n as u32;
+                self.filled = (self.filled + 1).min(n as u32);
+            }
+        }
+        let m = self.buckets.len() as u64;
+        if m > 0 {
+            for &(second, calls, failures, slow) in buckets {
+                let slot = &mut self.buckets[(second % m) as usize];
+                if calls > 0 && failures <= calls && slow <= calls && second >= slot.second {
+                    *slot = Bucket {
+                        second,
+                        calls,
+                        failures,
+                        slow,
+                    };
+                }
+            }
+        }
+    }
+
     fn reset_window(&mut self) {
         self.ring.iter_mut().for_each(|b| *b = 0);
         self.head = 0;

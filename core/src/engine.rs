@@ -285,7 +285,8 @@ pub struct State {
     pub rng: Rng,
     /// Counters.
     pub metrics: Metrics,
-    /// Bumped on every material change (breaker transition, cooldown, limiter/quota update).
+    /// Bumped on every material change (breaker transition or a failure counted toward one,
+    /// cooldown, limiter/quota update).
     pub material: u64,
 }
 
@@ -1143,7 +1144,11 @@ impl Call {
         let breaker = &mut state.routes[self.route].breakers[slot];
         let before = breaker.state();
         breaker.record(&route.breaker, CallResult { failure, slow }, probe, now);
-        if core::mem::discriminant(&before) != core::mem::discriminant(&breaker.state()) {
+        // a transition, or a failure counted toward one (hosts that persist state per request
+        // must keep it: Spin has a fresh instance for every request)
+        let counted = matches!(before, crate::breaker::State::Closed) && (failure || slow);
+        if counted || core::mem::discriminant(&before) != core::mem::discriminant(&breaker.state())
+        {
             state.material = state.material.wrapping_add(1);
         }
         state

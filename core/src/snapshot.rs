@@ -15,8 +15,8 @@ use crate::config::Config;
 use crate::engine::{QuotaUsage, State};
 use crate::time::Instant;
 
-/// Current snapshot format version.
-pub const VERSION: u8 = 1;
+/// Current snapshot format version (2 adds each breaker's failure window; 1 is still read).
+pub const VERSION: u8 = 2;
 const MAGIC: &[u8; 4] = b"MSNP";
 
 /// Why a snapshot did not decode.
@@ -77,6 +77,17 @@ pub fn encode(config: &Config, state: &State) -> Vec<u8> {
             w.varint(u64::from(b.consecutive_opens()));
             let cw = rs.selection.swrr.get(slot).copied().unwrap_or(0);
             w.varint(zigzag(cw));
+            let results = b.window_results();
+            w.varint(results.len() as u64);
+            w.bytes_raw(&results);
+            let buckets = b.window_buckets();
+            w.varint(buckets.len() as u64);
+            for (second, calls, failures, slow) in buckets {
+                w.varint(second);
+                w.varint(u64::from(calls));
+                w.varint(u64::from(failures));
+                w.varint(u64::from(slow));
+            }
         }
     }
     // limiters
@@ -125,7 +136,7 @@ pub fn decode_into(config: &Config, state: &mut State, bytes: &[u8]) -> Result<(
         return Err(m);
     }
     let v = r.u8().ok_or(m)?;
-    if v != VERSION {
+    if v != VERSION && v != 1 {
         return Err(SnapshotError::Version(v));
     }
     let n = count(&mut r, bytes.len())?;
@@ -167,6 +178,18 @@ pub fn decode_into(config: &Config, state: &mut State, bytes: &[u8]) -> Result<(
             let until = r.varint().ok_or(m)?;
             let opens = u32::try_from(r.varint().ok_or(m)?).map_err(|_| m)?;
             let cw = unzigzag(r.varint().ok_or(m)?);
+            let mut results: &[u8] = &[];
+            let mut buckets = Vec::new();
+            if v >= 2 {
+                let n = count(&mut r, bytes.len())?;
+                results = r.take(n).ok_or(m)?;
+                let n = count(&mut r, bytes.len())?;
+                for _ in 0..n {
+                    let second = r.varint().ok_or(m)?;
+                    let mut field = || u32::try_from(r.varint().ok_or(m)?).map_err(|_| m);
+                    buckets.push((second, field()?, field()?, field()?));
+                }
+            }
             let st = match tag {
                 0 => BState::Closed,
                 1 => BState::Open {
@@ -187,6 +210,7 @@ pub fn decode_into(config: &Config, state: &mut State, bytes: &[u8]) -> Result<(
                 continue;
             };
             next.routes[ri].breakers[slot].restore(st, opens);
+            next.routes[ri].breakers[slot].restore_window(results, &buckets);
             let sw = &mut next.routes[ri].selection.swrr;
             if sw.len() != route.providers.len() {
                 *sw = alloc::vec![0; route.providers.len()];
@@ -234,4 +258,60 @@ pub fn carry_over(old_config: &Config, old: &State, new_config: &Config, seed: u
     let _ = decode_into(new_config, &mut fresh, &bytes);
     fresh.metrics = old.metrics.clone();
     fresh
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::CallResult;
+
+    const FAIL: CallResult = CallResult {
+        failure: true,
+        slow: false,
+    };
+
+    fn config(window: &str) -> Config {
+        let text = alloc::format!(
+            "[[providers]]\nid = \"a\"\nbase_url = \"https://a.example\"\n\
+             [[routes]]\nname = \"r\"\nmatch = {{ path = \"/{{*rest}}\" }}\nproviders = [\"a\"]\n\
+             breaker = {{ window = \"{window}\", size = 4, min_calls = 2, failure_rate = 0.5 }}\n"
+        );
+        let raw: crate::RawConfig = toml::from_str(&text).unwrap();
+        raw.validate().unwrap()
+    }
+
+    /// A host with a fresh instance per request (Spin) restores state before every request: a
+    /// failure counted by one request must still count in the next, or the breaker never opens.
+    #[test]
+    fn breaker_failure_windows_survive_a_round_trip() {
+        for window in ["count", "time"] {
+            let config = config(window);
+            let policy = &config.routes[0].breaker;
+            let mut st = State::new(&config, 1);
+            st.routes[0].breakers[0].record(policy, FAIL, false, Instant::from_secs(100));
+            let mut next = State::new(&config, 2);
+            decode_into(&config, &mut next, &encode(&config, &st)).unwrap();
+            assert_eq!(next.routes[0].breakers[0].state().name(), "closed");
+            next.routes[0].breakers[0].record(policy, FAIL, false, Instant::from_secs(101));
+            assert_eq!(
+                next.routes[0].breakers[0].state().name(),
+                "open",
+                "{window} window: the second failure opens the restored breaker"
+            );
+        }
+    }
+
+    #[test]
+    fn version_1_snapshots_without_windows_still_decode() {
+        let config = config("count");
+        let st = State::new(&config, 1);
+        let mut v1 = encode(&config, &st);
+        v1[4] = 1;
+        // drop the window fields of the single breaker (two zero counts), which the limiter
+        // and quota counts (two zeros) follow
+        let n = v1.len();
+        v1.drain(n - 4..n - 2);
+        let mut fresh = State::new(&config, 2);
+        decode_into(&config, &mut fresh, &v1).unwrap();
+    }
 }
