@@ -424,8 +424,7 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for ConfigErrors {}
+impl core::error::Error for ConfigErrors {}
 
 struct Errs(Vec<ConfigError>);
 
@@ -642,6 +641,9 @@ pub struct Provider {
     pub allow_private: bool,
     /// Cool down when the remaining rate-limit budget reaches this.
     pub cooldown_below: Option<u64>,
+    /// The provider's own rate-limit header names (set by its plugin after validation, see
+    /// [`crate::ratelimit`]); `None` reads the engine's common names.
+    pub rate_limit: Option<crate::ratelimit::RateLimitSignals>,
 }
 
 /// A validated route.
@@ -950,6 +952,7 @@ impl RawConfig {
                     auth,
                     allow_private: p.allow_private,
                     cooldown_below: p.cooldown_below,
+                    rate_limit: None,
                 });
             }
         }
