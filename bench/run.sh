@@ -25,7 +25,7 @@ NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 [ -x "$OHA" ] || { echo "oha not found: cargo install oha --version 1.16.0 --locked" >&2; exit 1; }
 [ -x "$NGINX" ] || { echo "nginx not found: apt-get install -y nginx-light" >&2; exit 1; }
 
-(cd "$ROOT" && cargo build --release -q -p mosaic-local -p mosaic-tests --bin mosaic --bin mock-upstream)
+(cd "$ROOT" && cargo build --release -q -p mosaic-local -p mosaic-bench-upstream)
 MOSAIC="$TARGET/release/mosaic"
 MOCK="$TARGET/release/mock-upstream"
 

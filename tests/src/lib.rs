@@ -10,3 +10,4 @@
 pub mod host;
 pub mod mock;
 pub mod scenarios;
+pub mod spin;

@@ -87,6 +87,9 @@ fn json_response(status: u16, v: &serde_json::Value, id: &str) -> Response<Body>
 }
 
 fn log_line(log: &RequestLog, method: &str, path: &str, background: bool) {
+    if !tracing::enabled!(target: "mosaic::access", tracing::Level::INFO) {
+        return;
+    }
     let providers = log.providers.join(",");
     tracing::info!(
         target: "mosaic::access",
