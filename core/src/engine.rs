@@ -1103,8 +1103,20 @@ impl Call {
         let (failure, retryable, sent, result) = match &outcome {
             Outcome::Response { status, headers } => {
                 let status = *status;
-                if let Some(until) = cooldown(status, headers, cfg.providers[p].cooldown_below, now)
-                {
+                let pc = &cfg.providers[p];
+                let until = match &pc.rate_limit {
+                    Some(signals) => crate::ratelimit::cooldown_with(
+                        status,
+                        headers,
+                        signals,
+                        pc.cooldown_below,
+                        now,
+                        DEFAULT_COOLDOWN,
+                        MAX_COOLDOWN,
+                    ),
+                    None => cooldown(status, headers, pc.cooldown_below, now),
+                };
+                if let Some(until) = until {
                     if until > ps.cool_until {
                         ps.cool_until = until;
                         state.material = state.material.wrapping_add(1);

@@ -34,6 +34,7 @@ pub mod httpdate;
 pub mod limit;
 pub mod metrics;
 pub mod problem;
+pub mod ratelimit;
 pub mod region;
 pub mod retry;
 pub mod rng;

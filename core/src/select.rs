@@ -214,6 +214,7 @@ mod tests {
             auth: AuthScheme::None,
             allow_private: false,
             cooldown_below: None,
+            rate_limit: None,
         }
     }
 
