@@ -13,4 +13,9 @@
 
 extern crate alloc;
 
+pub mod api;
+pub mod declarative;
+pub mod openapi;
+pub mod plugin;
+pub mod plugins;
 pub mod webhook;
