@@ -1000,9 +1000,17 @@ fn jira_search_jql_adf_and_errors() {
 // cross-cutting: cursors, rate limits, errors, unsupported
 // ---------------------------------------------------------------------------------------------
 
+/// (kind, list operation, fixture, response headers)
+type PageCase = (
+    &'static str,
+    Operation,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
+
 #[test]
 fn pagination_cursors_round_trip_through_the_v1_api() {
-    let cases: [(&str, Operation, &str, Vec<(&str, &str)>); 5] = [
+    let cases: [PageCase; 5] = [
         (
             "github",
             list_issues(None),
