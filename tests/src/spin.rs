@@ -7,7 +7,7 @@
 //! the config goes into it as the key `mosaic:config` (so [`Running::write_config`] changes
 //! it between requests, as an operator would with `spin kv set`), the test secrets are Spin
 //! variables, and `--max-instance-reuse-count 1` gives every request a fresh instance, as
-//! Spin does.
+//! Spin does. Set `MOSAIC_SPIN_KEEP=1` to keep the data directories (and logs) for a look.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -240,6 +240,10 @@ impl Running for SpinRouter {
 impl Drop for SpinRouter {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::env::var_os("MOSAIC_SPIN_KEEP").is_some() {
+            eprintln!("spin: kept {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

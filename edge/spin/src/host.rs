@@ -22,14 +22,18 @@ use mosaic_core::target::is_private_host;
 use mosaic_core::time::Instant;
 use mosaic_core::{snapshot, Config, State};
 use sha2::{Digest, Sha256};
+use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::http::types::ErrorCode;
 use spin_sdk::wasip3::http_compat::IncomingResponseBody;
-use spin_sdk::key_value::Store;
 
 /// KV key of the state snapshot.
 pub const STATE_KEY: &str = "mosaic:state";
 /// Prefix of cache entries in the KV store.
 pub const CACHE_PREFIX: &str = "mosaic:cache:";
+/// Prefix of the markers that let one instance refresh a stale entry while others serve it.
+pub const REFRESH_PREFIX: &str = "mosaic:refresh:";
+/// How long a refresh marker holds off other refreshes of the same entry.
+const REFRESH_LEASE: Duration = Duration::from_secs(30);
 /// Keys longer than this are stored under a hash (Spin limits keys to 255 bytes).
 const MAX_PLAIN_KEY: usize = 200;
 
@@ -52,6 +56,11 @@ pub fn cache_kv_key(key: &str) -> String {
         let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
         format!("{CACHE_PREFIX}sha256:{hex}")
     }
+}
+
+/// The KV key of the refresh marker of cache entry `key`.
+fn refresh_kv_key(key: &str) -> String {
+    cache_kv_key(key).replacen(CACHE_PREFIX, REFRESH_PREFIX, 1)
 }
 
 /// An upstream response body: possibly some bytes already read, then the rest of the stream.
@@ -171,6 +180,7 @@ pub struct SpinHost {
     pub store_ok: Cell<bool>,
     body: Bytes,
     saved_material: Cell<u64>,
+    looked_up: RefCell<Option<String>>,
 }
 
 impl SpinHost {
@@ -184,6 +194,43 @@ impl SpinHost {
             store,
             body,
             saved_material: Cell::new(material),
+            looked_up: RefCell::new(None),
+        }
+    }
+
+    /// The cache key this request looked up, if any.
+    #[must_use]
+    pub fn looked_up(&self) -> Option<String> {
+        self.looked_up.borrow().clone()
+    }
+
+    /// Takes the marker that makes this instance the one refreshing stale entry `key`: false
+    /// when another instance holds an unexpired one (check-then-set, not atomic: Spin's store
+    /// has no compare-and-swap, so two instances racing within a store round trip may both
+    /// refresh).
+    pub async fn take_refresh_lease(&self, key: &str) -> bool {
+        let Some(store) = &self.store else {
+            return false;
+        };
+        let k = refresh_kv_key(key);
+        let now = wall_now();
+        if let Ok(Some(v)) = store.get(&k).await {
+            let until = core::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            if Instant::from_micros(until) > now {
+                return false;
+            }
+        }
+        let until = now.saturating_add(REFRESH_LEASE).as_micros().to_string();
+        store.set(&k, until.as_bytes()).await.is_ok()
+    }
+
+    /// Drops the refresh marker of `key`.
+    pub async fn release_refresh_lease(&self, key: &str) {
+        if let Some(store) = &self.store {
+            let _ = store.delete(refresh_kv_key(key)).await;
         }
     }
 
@@ -261,11 +308,7 @@ impl Host for SpinHost {
         let req = req
             .body(Full::new(self.body.clone()))
             .map_err(|_| FetchError::Connect)?;
-        let sent = race(
-            spin_sdk::http::send(req),
-            spin_sdk::time::sleep(timeout),
-        )
-        .await;
+        let sent = race(spin_sdk::http::send(req), spin_sdk::time::sleep(timeout)).await;
         let resp = match sent {
             Err(()) => return Err(FetchError::Timeout),
             Ok(Err(e)) => return Err(classify(&e)),
@@ -300,14 +343,14 @@ impl Host for SpinHost {
     }
 
     async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
+        *self.looked_up.borrow_mut() = Some(key.to_string());
         let store = self.store.as_ref()?;
         let k = cache_kv_key(key);
         match store.get(&k).await {
             Ok(Some(v)) => {
                 // the store keeps no TTL: an entry past every freshness window is dead
-                let dead = Entry::decode(&v).map_or(true, |e| {
-                    e.freshness(wall_now()) == Freshness::Expired
-                });
+                let dead = Entry::decode(&v)
+                    .map_or(true, |e| e.freshness(wall_now()) == Freshness::Expired);
                 if dead {
                     let _ = store.delete(&k).await;
                     return None;

@@ -285,7 +285,7 @@ async fn serve(req: SpinRequest, id: &str) -> (Out, RequestLog) {
         h.to_ascii_lowercase()
     });
 
-    let seed = random_u64(0x7374_6174_65);
+    let seed = random_u64(0x73_7461_7465);
     let state = SpinHost::load_state(&loaded.router.config, store.as_ref(), seed).await;
 
     match classify(&target) {
@@ -432,7 +432,13 @@ async fn serve(req: SpinRequest, id: &str) -> (Out, RequestLog) {
             };
             let reply = driver::handle(&ctx.host, &ctx.router, &request, max_cache_body).await;
             ctx.host.save_state(&ctx.router.config).await;
-            if reply.revalidate {
+            let lease = match ctx.host.looked_up() {
+                Some(key) if reply.revalidate => {
+                    ctx.host.take_refresh_lease(&key).await.then_some(key)
+                }
+                _ => None,
+            };
+            if let Some(key) = lease {
                 let bg = Rc::clone(&ctx);
                 let (host_name, ip) = (host_name.clone(), ip.clone());
                 let (target, headers) = (target.clone(), headers.clone());
@@ -447,11 +453,13 @@ async fn serve(req: SpinRequest, id: &str) -> (Out, RequestLog) {
                         locality: Locality::default(),
                         id: &id,
                     };
-                    let reply = driver::refresh(&bg.host, &bg.router, &request, max_cache_body).await;
+                    let reply =
+                        driver::refresh(&bg.host, &bg.router, &request, max_cache_body).await;
                     if let ReplyBody::Stream(mut b) = reply.body {
                         while let Some(Ok(_)) = b.frame().await {}
                     }
                     bg.host.save_state(&bg.router.config).await;
+                    bg.host.release_refresh_lease(&key).await;
                     let path = target.split('?').next().unwrap_or("");
                     log_line(&reply.log, method.as_str(), path, true);
                 });
