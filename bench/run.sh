@@ -145,7 +145,7 @@ rss_kib() { awk "/^$2:/ {print \$2}" "/proc/$1/status"; }
 IDLE_RSS=$(rss_kib "$MOSAIC_PID" VmRSS)
 
 run() { # name url duration
-  "$OHA" -z "$3" -c "$CONC" --no-tui --output-format json "$2" >"$WORK/$1.json" 2>"$WORK/$1.err" || {
+  "$OHA" -z "$3" -c "$CONC" -w --no-tui --output-format json "$2" >"$WORK/$1.json" 2>"$WORK/$1.err" || {
     echo "oha failed for $1: $(cat "$WORK/$1.err")" >&2; exit 1; }
   echo "  $1 done" >&2
 }

@@ -44,6 +44,10 @@ except Exception:
     pass
 cores = os.cpu_count()
 nginx_v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+try:
+    load_avg = open("/proc/loadavg").read().split()[:3]
+except Exception:
+    load_avg = ["?", "?", "?"]
 lines.append("# Benchmark: mosaic vs nginx vs direct")
 lines.append("")
 lines.append(
@@ -51,7 +55,8 @@ lines.append(
     f"load generator (oha, {os.environ['CONC']} connections, keep-alive), the proxy and the mock upstream; "
     f"{nginx_v}, `worker_processes auto`, access log off; mosaic release build, `RUST_LOG=warn` "
     f"(no per-request log line, like nginx with `access_log off`). Happy path {os.environ['DUR']} per target, "
-    f"failover scenarios {os.environ['FDUR']} each. Latencies in µs."
+    f"failover scenarios {os.environ['FDUR']} each. Latencies in µs. Load average at the end: "
+    f"{' '.join(load_avg)} — numbers taken on a busy machine vary from run to run; compare rows of one run."
 )
 lines.append("")
 lines.append("## Happy path")
