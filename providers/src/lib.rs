@@ -15,6 +15,7 @@ extern crate alloc;
 
 pub mod api;
 pub mod declarative;
+pub mod hooks;
 pub mod openapi;
 pub mod plugin;
 pub mod plugins;
