@@ -251,3 +251,50 @@ fn explain_shows_route_order_and_reasons() {
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("mosaic "));
     let _ = ADMIN_TOKEN;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_get_a_clear_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Mock::start("up", Behaviour::ok()).await;
+    let cfg = format!(
+        "{}{}[[routes]]\nname = \"r\"\nmatch = {{ path = \"/{{*rest}}\" }}\nproviders = [\"up\"]\n",
+        server("max_connections = 2"),
+        provider("up", &up.url())
+    );
+    let r = local().spawn(&cfg, &[]).expect("start");
+    // the health probe's connection may still be closing: let it go
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let addr = format!("127.0.0.1:{}", r.port);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = vec![0u8; 1024];
+        let n = s.read(&mut buf).await.expect("read");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        held.push(s); // kept alive: counts against the limit
+    }
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(
+        text.contains("application/problem+json") && text.contains("connection limit reached"),
+        "{text}"
+    );
+    drop(held);
+}

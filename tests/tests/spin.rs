@@ -181,3 +181,26 @@ async fn invalid_config_is_a_problem_naming_key_paths() {
         resp.body
     );
 }
+
+/// The config can come from the Spin variable `config` instead of the key-value store; the
+/// variable wins over the KV key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_from_the_spin_variable() {
+    let Some(host) = spin() else { return };
+    let one = Mock::start("one", Behaviour::ok()).await;
+    let two = Mock::start("two", Behaviour::ok()).await;
+    let cfg = |p: &str| {
+        format!(
+            "{}{}{}[[routes]]\nname = \"r\"\nmatch = {{ path = \"/{{*rest}}\" }}\nproviders = [\"{p}\"]\n",
+            server(""),
+            provider("one", &one.url()),
+            provider("two", &two.url())
+        )
+    };
+    let r = host
+        .spawn_with(Some(&cfg("one")), &[("config", &cfg("two"))])
+        .expect("start");
+    let c = Client::new(&r.base_url());
+    assert_eq!(c.get("/a").await.from(), "two", "{}", r.logs());
+    assert_eq!(c.state().await["config"], "variable");
+}
