@@ -66,15 +66,32 @@ impl SpinComponent {
     /// # Errors
     /// When spin-serve does not report ready (the message carries its output).
     pub fn spawn(&self, config_toml: &str) -> Result<SpinRouter, String> {
-        let dir = tempdir();
-        let r = SpinRouter {
+        self.spawn_with(Some(config_toml), &[])
+    }
+
+    /// Serves from a fresh data directory holding `kv_config` as `mosaic:config` (if any),
+    /// with extra Spin variables (`name`, `value`).
+    ///
+    /// # Errors
+    /// When spin-serve does not report ready (the message carries its output).
+    pub fn spawn_with(
+        &self,
+        kv_config: Option<&str>,
+        vars: &[(&str, &str)],
+    ) -> Result<SpinRouter, String> {
+        let mut r = SpinRouter {
             child: None,
             port: 0,
-            dir,
+            dir: tempdir(),
             component: self.clone(),
+            vars: vars
+                .iter()
+                .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+                .collect(),
         };
-        r.write_config(config_toml)?;
-        let mut r = r;
+        if let Some(c) = kv_config {
+            r.write_config(c)?;
+        }
         r.launch()?;
         Ok(r)
     }
@@ -98,6 +115,7 @@ pub struct SpinRouter {
     /// Its data directory (`default/` holds the key-value store, one file per key).
     pub dir: PathBuf,
     component: SpinComponent,
+    vars: Vec<(String, String)>,
 }
 
 /// The fixture's file name of key `key`: `[A-Za-z0-9_-]` kept, every other byte `%XX`.
@@ -129,6 +147,11 @@ impl SpinRouter {
                 "mosaic_test_upstream={}",
                 crate::scenarios::UPSTREAM_TOKEN
             ))
+            .args(
+                self.vars
+                    .iter()
+                    .flat_map(|(n, v)| ["--var".to_string(), format!("{n}={v}")]),
+            )
             .arg("--log")
             .arg(&log)
             .arg("--ready-timeout")
