@@ -59,7 +59,8 @@ pub fn parse(text: &str) -> Result<Config, Vec<String>> {
             let at = inner
                 .span()
                 .map(|s| {
-                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    let before = text.as_bytes().get(..s.start).unwrap_or(text.as_bytes());
+                    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
                     format!(" (line {line})")
                 })
                 .unwrap_or_default();

@@ -185,7 +185,6 @@ fn client_ip(headers: &[(String, String)]) -> Option<String> {
     (!ip.is_empty()).then(|| ip.to_string())
 }
 
-#[allow(clippy::too_many_lines)]
 async fn serve(req: SpinRequest, id: &str) -> (Out, RequestLog) {
     let store = match Store::open_default().await {
         Ok(s) => Some(s),
