@@ -11,3 +11,4 @@ pub mod host;
 pub mod mock;
 pub mod scenarios;
 pub mod spin;
+pub mod workers;

@@ -8,7 +8,9 @@
 //!   parsed and validated by core; when it is valid the router is rebuilt and the state carried
 //!   over ([`snapshot::carry_over`]); when it is invalid an error line names every key path and
 //!   the old router keeps serving. With no valid config at all every request answers
-//!   `500 invalid-config`.
+//!   `500 invalid-config`. Each text accepted from KV is also kept as `mosaic:config:good`; a
+//!   cold isolate whose source is invalid serves that one instead (as an old isolate keeps its
+//!   old config), so a bad write to `mosaic:config` cannot take down isolates started after it.
 //! - A cold isolate restores the state snapshot (`mosaic:state`) once, when it first builds a
 //!   router.
 //! - Secret references `secret:NAME` and `env:NAME` read the Workers secret `NAME`
@@ -30,6 +32,9 @@ use crate::host::{now, random_u64, with_isolate, Live, STATE_KEY};
 pub const CONFIG_VAR: &str = "MOSAIC_CONFIG";
 /// The KV key holding the config text (takes precedence over the variable).
 pub const CONFIG_KEY: &str = "mosaic:config";
+/// The KV key of the last config text this host accepted from KV: a cold isolate whose source
+/// is invalid serves it instead of failing every request.
+pub const GOOD_KEY: &str = "mosaic:config:good";
 /// The variable setting how often (seconds) an isolate re-reads its config source.
 pub const REFRESH_VAR: &str = "MOSAIC_CONFIG_REFRESH_S";
 /// Default re-read interval.
@@ -110,6 +115,37 @@ async fn source_text(env: &Env, kv: Option<&KvStore>) -> Option<(String, &'stati
         .map(|t| (t, "vars"))
 }
 
+/// Keeps `text` as the last accepted config (only when it differs from what is kept).
+async fn remember_good(kv: Option<&KvStore>, text: &str) {
+    let Some(kv) = kv else { return };
+    if let Ok(Some(kept)) = kv.get(GOOD_KEY).text().await {
+        if kept == text {
+            return;
+        }
+    }
+    let r = match kv.put(GOOD_KEY, text) {
+        Ok(p) => p.execute().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = r {
+        crate::log_event(
+            "warn",
+            &format!("cannot keep the accepted config as `{GOOD_KEY}`: {e}"),
+        );
+    }
+}
+
+/// The last accepted config, when there is a valid one.
+async fn last_good(kv: Option<&KvStore>) -> Option<(Config, String)> {
+    let text = kv?.get(GOOD_KEY).text().await.ok()??;
+    let config = parse(&text).ok()?;
+    crate::log_event(
+        "warn",
+        &format!("serving the last accepted configuration (`{GOOD_KEY}`)"),
+    );
+    Some((config, text))
+}
+
 /// A fresh state for `config`, restored from the KV snapshot when there is a readable one.
 async fn restore(config: &Config, kv: Option<&KvStore>) -> State {
     let mut state = State::new(config, random_u64());
@@ -169,8 +205,13 @@ pub async fn current(
         }
     }
     let repeated = with_isolate(|i| i.rejected.as_ref().is_some_and(|(t, _)| *t == text));
-    let config = match parse(&text) {
-        Ok(c) => c,
+    let (config, text, source) = match parse(&text) {
+        Ok(c) => {
+            if source == "kv" {
+                remember_good(kv, &text).await;
+            }
+            (c, text, source)
+        }
         Err(errors) => {
             if !repeated {
                 crate::log_errors(
@@ -179,7 +220,13 @@ pub async fn current(
                 );
             }
             with_isolate(|i| i.rejected = Some((text, errors.clone())));
-            return live.ok_or(errors);
+            if let Some(l) = live {
+                return Ok(l);
+            }
+            match last_good(kv).await {
+                Some((c, good)) => (c, good, "fallback"),
+                None => return Err(errors),
+            }
         }
     };
     let router = router(config, env);
@@ -214,7 +261,9 @@ pub async fn current(
                 return Rc::clone(other);
             }
         }
-        i.rejected = None;
+        if source != "fallback" {
+            i.rejected = None;
+        }
         i.l1.set_capacity(cache_bytes);
         if live.is_none() {
             i.saved_material = fresh.material_at_load;

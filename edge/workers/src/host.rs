@@ -11,10 +11,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
@@ -44,6 +42,8 @@ const KV_MIN_TTL_S: u64 = 60;
 const MAX_PLAIN_KEY: usize = 400;
 /// Longest a collapsed miss waits for the leader before fetching on its own.
 const COLLAPSE_WAIT: Duration = Duration::from_secs(30);
+/// How often a collapsed miss checks whether the leader is done.
+const COLLAPSE_POLL: Duration = Duration::from_millis(10);
 /// At most one snapshot write per isolate this often (KV allows ~1 write/s per key).
 pub const WRITE_INTERVAL: Duration = Duration::from_secs(5);
 /// Upper bound of the L1 cache, whatever `server.cache_bytes` says (isolates have 128 MB).
@@ -71,7 +71,7 @@ pub struct Live {
     pub state: RefCell<State>,
     /// The config text it was built from.
     pub text: String,
-    /// `kv` or `vars`.
+    /// `kv`, `vars` or `fallback` (the last accepted config, the source being invalid).
     pub source: &'static str,
     /// Bumped on every reload.
     pub generation: u64,
@@ -153,28 +153,16 @@ impl L1 {
     }
 }
 
-/// A miss being fetched by one request; others wait for its release.
+/// A miss being fetched by one request; others poll it until it is released.
+///
+/// Waiters poll with their own timer rather than being woken by the leader: on Workers, a
+/// future woken from another request's handler would continue in that request's I/O context,
+/// and the runtime refuses I/O across requests ("Cannot perform I/O on behalf of a different
+/// request").
 #[derive(Default)]
 pub struct Slot {
     done: bool,
-    wakers: Vec<Waker>,
 }
-
-struct Released(Rc<RefCell<Slot>>);
-
-impl Future for Released {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        let mut s = self.0.borrow_mut();
-        if s.done {
-            Poll::Ready(())
-        } else {
-            s.wakers.push(cx.waker().clone());
-            Poll::Pending
-        }
-    }
-}
-
 /// Hits per cache tier (for `/_mosaic/state`).
 #[derive(Clone, Copy, Default)]
 pub struct TierHits {
@@ -388,14 +376,7 @@ impl WorkersHost {
 
 fn release_lead(key: &str) {
     if let Some(slot) = with_isolate(|i| i.inflight.remove(key)) {
-        let wakers = {
-            let mut s = slot.borrow_mut();
-            s.done = true;
-            std::mem::take(&mut s.wakers)
-        };
-        for w in wakers {
-            w.wake();
-        }
+        slot.borrow_mut().done = true;
     }
 }
 
@@ -495,7 +476,10 @@ impl Host for WorkersHost {
                     return found;
                 }
                 Some(s) => {
-                    let _ = select(pin!(Released(s)), pin!(Delay::from(COLLAPSE_WAIT))).await;
+                    let until = now().saturating_add(COLLAPSE_WAIT);
+                    while !s.borrow().done && now() < until {
+                        Delay::from(COLLAPSE_POLL).await;
+                    }
                     waited = true;
                 }
             }

@@ -1,0 +1,247 @@
+//! The end-to-end suite against the Cloudflare Workers host: the worker built by `worker-build`
+//! run for real under workerd (`wrangler dev --local`), against mock upstreams on 127.0.0.1.
+//!
+//! Run it with `scripts/test-workers` (builds the worker, sets `MOSAIC_WORKER_BUILD`). Without
+//! that variable every test here prints a notice and passes without running; with it, a missing
+//! build or wrangler fails the tests.
+//!
+//! Every scenario of the local suite runs here except the features of the native server:
+//! Redis sharing (`shared_state_and_cache`: Workers isolates share state through KV, checked by
+//! [`state_and_cache_survive_a_restart_through_kv`]), SIGHUP reload and SIGTERM drain (Workers
+//! has no signals; reload is `POST /_mosaic/reload`, run by `reload_good_and_bad`) and the redb
+//! file store.
+
+use std::time::Duration;
+
+use mosaic_tests::host::Running;
+use mosaic_tests::mock::{Behaviour, Mock};
+use mosaic_tests::scenarios::{self, eventually, provider, server, Client};
+use mosaic_tests::workers::WorkerBuild;
+
+/// The build, or `None` (skip) outside scripts/test-workers.
+fn workers() -> Option<WorkerBuild> {
+    WorkerBuild::from_env()
+}
+
+macro_rules! scenario {
+    ($name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let Some(host) = workers() else { return };
+            scenarios::$name(&host).await;
+        }
+    };
+}
+
+scenario!(failover_on_connection_refused);
+scenario!(failover_on_5xx);
+scenario!(failover_on_timeout);
+scenario!(breaker_opens_probes_and_recovers);
+scenario!(retry_after_is_honoured);
+scenario!(cache_hit);
+scenario!(stale_while_revalidate);
+scenario!(stale_if_error);
+scenario!(concurrent_misses_collapse);
+scenario!(post_retry_safety);
+scenario!(headers_and_credentials);
+scenario!(limits_and_admin);
+scenario!(reload_good_and_bad);
+
+/// The isolate's snapshot bookkeeping from `/_mosaic/state`.
+async fn snapshot(c: &Client) -> serde_json::Value {
+    c.state().await["isolate"]["snapshot"].clone()
+}
+
+/// Breaker and cooldown state written behind to KV, and a cached entry in KV, survive a
+/// `wrangler dev` restart (persisted KV): the cold isolate restores the snapshot once and
+/// serves the entry from KV (L2) with an empty L1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_and_cache_survive_a_restart_through_kv() {
+    let Some(host) = workers() else { return };
+    let bad = Mock::start("bad", Behaviour::status(500)).await;
+    let limited = Mock::start(
+        "limited",
+        Behaviour::status(429).header("retry-after", "600"),
+    )
+    .await;
+    let ok = Mock::start("ok", Behaviour::ok()).await;
+    let cached = Mock::start("cached", Behaviour::ok()).await;
+    let cfg = format!(
+        "{}{}{}{}{}[[routes]]\nname = \"r\"\nmatch = {{ path = \"/r/{{*rest}}\" }}\nproviders = [\"bad\", \"ok\"]\nretry = {{ on_status = [500] }}\nbreaker = {{ min_calls = 2, size = 4, open_ms = 60000, open_max_ms = 60000 }}\n\
+         [[routes]]\nname = \"l\"\nmatch = {{ path = \"/l/{{*rest}}\" }}\nproviders = [\"limited\", \"ok\"]\n\
+         [[routes]]\nname = \"c\"\nmatch = {{ methods = [\"GET\"], path = \"/c/{{*rest}}\" }}\nproviders = [\"cached\"]\ncache = {{ enabled = true, ttl_s = 300 }}\n",
+        server(""),
+        provider("bad", &bad.url()),
+        provider("limited", &limited.url()),
+        provider("ok", &ok.url()),
+        provider("cached", &cached.url())
+    );
+    let r = host.spawn(&cfg).expect("start");
+    let c = Client::new(&r.base_url());
+    for _ in 0..3 {
+        assert_eq!(c.get("/r/a").await.from(), "ok");
+    }
+    assert_eq!(bad.hits(), 2);
+    assert_eq!(c.breaker("r", "bad").await, "open");
+    assert_eq!(c.get("/l/a").await.from(), "ok");
+    assert_eq!(c.get("/l/a").await.from(), "ok");
+    assert_eq!(limited.hits(), 1);
+    let first = c.get("/c/item").await;
+    assert_eq!((first.cache(), first.body.as_str()), ("miss", "cached 1"));
+    // written behind: at most one write per 5 s, within 5 s of the last change
+    let written = eventually(Duration::from_secs(15), || {
+        let c = c.clone();
+        async move {
+            let s = snapshot(&c).await;
+            s["material"] == s["saved_material"] && s["write_pending"] == false
+        }
+    })
+    .await;
+    assert!(
+        written,
+        "the snapshot was not written behind: {}\n{}",
+        snapshot(&c).await,
+        r.logs()
+    );
+    let writes = snapshot(&c).await["writes"].as_u64().unwrap_or(0);
+    assert!(
+        (1..=3).contains(&writes),
+        "writes are batched, not one per change: {writes}"
+    );
+
+    r.restart().expect("restart");
+    let c = Client::new(&r.base_url());
+    let s = snapshot(&c).await;
+    assert_eq!(
+        s["restored_at_start"], true,
+        "the cold isolate restored the snapshot: {s}"
+    );
+    assert_eq!(
+        c.breaker("r", "bad").await,
+        "open",
+        "the breaker survives the restart:\n{}",
+        r.logs()
+    );
+    assert_eq!(c.get("/r/a").await.from(), "ok");
+    assert_eq!(c.get("/l/a").await.from(), "ok");
+    assert_eq!(
+        (bad.hits(), limited.hits()),
+        (2, 1),
+        "no traffic to the failing or cooling provider"
+    );
+    let again = c.get("/c/item").await;
+    assert_eq!(
+        (again.cache(), again.body.as_str()),
+        ("hit", "cached 1"),
+        "{again:?}"
+    );
+    assert_eq!(cached.hits(), 1);
+    let tiers = c.state().await["isolate"]["tiers"].clone();
+    assert_eq!(
+        tiers["kv_hits"], 1,
+        "served from KV after the restart: {tiers}"
+    );
+    eprintln!("workers: wrangler dev ready after {:?}", r.ready_after());
+}
+
+/// `request.cf` feeds the region-nearest strategy: wrangler's local `cf` mock places the
+/// caller in DFW, US, North America, so the us-east provider is chosen over the first-listed
+/// eu-central one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_cf_feeds_region_nearest() {
+    let Some(host) = workers() else { return };
+    let eu = Mock::start("eu", Behaviour::ok()).await;
+    let us = Mock::start("us", Behaviour::ok()).await;
+    let cfg = format!(
+        "{}[[providers]]\nid = \"eu\"\nbase_url = \"{}\"\nallow_private = true\nregion = \"eu-central\"\n\n\
+         [[providers]]\nid = \"us\"\nbase_url = \"{}\"\nallow_private = true\nregion = \"us-east\"\n\n\
+         [[routes]]\nname = \"r\"\nmatch = {{ path = \"/{{*rest}}\" }}\nproviders = [\"eu\", \"us\"]\nstrategy = \"region-nearest\"\n",
+        server(""),
+        eu.url(),
+        us.url()
+    );
+    let r = host.spawn(&cfg).expect("start");
+    let c = Client::new(&r.base_url());
+    for _ in 0..3 {
+        let resp = c.get("/a").await;
+        assert_eq!(
+            (resp.status, resp.from()),
+            (200, "us"),
+            "{resp:?}\n{}",
+            r.logs()
+        );
+    }
+    assert_eq!(eu.hits(), 0);
+}
+
+/// An invalid config with no accepted fallback answers 500 problem+json naming every key path;
+/// health is no exception.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_config_is_a_problem_naming_key_paths() {
+    let Some(host) = workers() else { return };
+    let bad = "[server]\nadmin_token = \"secret:MOSAIC_TEST_ADMIN\"\n\n[[providers]]\nid = \"p\"\nbase_url = \"ftp://x\"\n\n[[routes]]\nname = \"r\"\nmatch = { path = \"/x\" }\nproviders = [\"p\", \"ghost\"]\nstrategy = \"fastest\"\n";
+    let r = host.spawn(bad).expect("start");
+    let c = Client::new(&r.base_url());
+    for path in ["/x", "/_mosaic/health"] {
+        let resp = c.get(path).await;
+        assert_eq!(resp.status, 500, "{resp:?}");
+        assert_eq!(
+            resp.header("content-type"),
+            Some("application/problem+json")
+        );
+        let v: serde_json::Value = serde_json::from_str(&resp.body).expect("JSON");
+        assert_eq!(v["code"], "invalid-config");
+        let errors = v["errors"].to_string();
+        for key in [
+            "providers[0].base_url",
+            "routes[0].providers[1]",
+            "routes[0].strategy",
+        ] {
+            assert!(errors.contains(key), "{key} missing from {errors}");
+        }
+    }
+    assert!(
+        r.logs().contains("\"target\":\"mosaic::config\""),
+        "an error line names the key paths:\n{}",
+        r.logs()
+    );
+}
+
+/// One JSON line per request, with the fields of the local server's access log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_json_log_line_per_request() {
+    let Some(host) = workers() else { return };
+    let up = Mock::start("up", Behaviour::ok()).await;
+    let cfg = format!(
+        "{}{}[[routes]]\nname = \"r\"\nmatch = {{ path = \"/{{*rest}}\" }}\nproviders = [\"up\"]\n",
+        server(""),
+        provider("up", &up.url())
+    );
+    let r = host.spawn(&cfg).expect("start");
+    let c = Client::new(&r.base_url());
+    let resp = c.get("/logged").await;
+    let id = resp
+        .header("x-mosaic-request-id")
+        .unwrap_or_default()
+        .to_string();
+    let found = eventually(Duration::from_secs(5), || {
+        let logs = r.logs();
+        let id = id.clone();
+        async move { logs.contains(&id) }
+    })
+    .await;
+    assert!(found, "no log line for {id}:\n{}", r.logs());
+    let logs = r.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| l.contains(&id))
+        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    let l = &lines[0];
+    assert_eq!(l["target"], "mosaic::access");
+    assert_eq!(l["status"], 200);
+    assert_eq!(l["route"], "r");
+    assert_eq!(l["providers"], "up");
+    assert_eq!(l["path"], "/logged");
+}
