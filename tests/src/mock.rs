@@ -88,6 +88,8 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
     /// Body.
     pub body: Bytes,
+    /// The status it was answered with (`None`: the connection was reset).
+    pub status: Option<u16>,
 }
 
 impl Seen {
@@ -212,6 +214,9 @@ async fn answer(
         .map(|c| c.to_bytes())
         .unwrap_or_default();
     let hit = st.hits.fetch_add(1, Ordering::SeqCst) + 1;
+    let b = lock(&st.script)
+        .pop_front()
+        .unwrap_or_else(|| lock(&st.default).clone());
     {
         let mut seen = lock(&st.seen);
         // keep the first requests only: a benchmark sends millions
@@ -234,12 +239,13 @@ async fn answer(
                     })
                     .collect(),
                 body,
+                status: match &b {
+                    Behaviour::Respond { status, .. } => Some(*status),
+                    Behaviour::Reset => None,
+                },
             });
         }
     }
-    let b = lock(&st.script)
-        .pop_front()
-        .unwrap_or_else(|| lock(&st.default).clone());
     match b {
         Behaviour::Reset => Err(std::io::Error::other("reset by the mock")),
         Behaviour::Respond {

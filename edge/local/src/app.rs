@@ -327,12 +327,15 @@ async fn route(
                         r
                     }
                 },
+                (m, r) if r.starts_with("hooks/") => {
+                    crate::hooks::admin(&shared, m, r, &target, id).await
+                }
                 _ => {
                     return problem_response(
                         &Problem::new(
                             ProblemKind::NoRoute,
                             format!(
-                                "{} /_mosaic/{rest} is not an admin endpoint; try GET health, GET metrics, GET state, POST reload",
+                                "{} /_mosaic/{rest} is not an admin endpoint; try GET health, GET metrics, GET state, POST reload, GET hooks/dead",
                                 method.as_str()
                             ),
                         ),
@@ -342,16 +345,10 @@ async fn route(
             };
             (resp, log)
         }
-        Endpoint::Hook(name) => problem_response(
-            &Problem::new(
-                ProblemKind::NoRoute,
-                format!(
-                    "no webhook endpoint `{}` is served by this host",
-                    name.split('?').next().unwrap_or(name)
-                ),
-            ),
-            id,
-        ),
+        Endpoint::Hook(name) => {
+            crate::hooks::receive(Arc::clone(&shared), &live, req, name, &target, &headers, id)
+                .await
+        }
         Endpoint::Proxy => {
             let max_body = server.max_body_bytes;
             let max_cache_body = usize::try_from(server.max_cache_body_bytes).unwrap_or(usize::MAX);

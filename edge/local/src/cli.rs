@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `explain`, `version`, and loading a config file.
+//! The command line: `serve`, `check`, `explain`, `webhook`, `key`, `version`, and loading a
+//! config file.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,6 +67,16 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Sign or verify a webhook delivery offline.
+    Webhook {
+        #[command(subcommand)]
+        command: crate::cli_hooks::WebhookCommand,
+    },
+    /// Make API keys for tenants.
+    Key {
+        #[command(subcommand)]
+        command: crate::cli_hooks::KeyCommand,
     },
     /// Print the version.
     Version,
@@ -191,6 +202,8 @@ pub fn main() -> ExitCode {
             continent,
             json,
         ),
+        Command::Webhook { command } => crate::cli_hooks::webhook(command),
+        Command::Key { command } => crate::cli_hooks::key(command),
         Command::Version => {
             println!("mosaic {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -8,6 +8,8 @@
 //! - [`cli`]: the command line (`serve`, `check`, `explain`, `version`) and config loading;
 //! - [`server`]: listening, connection limits, graceful shutdown, reload, state sync;
 //! - [`app`]: one request: limits, admin endpoints, the proxy path, the log line;
+//! - [`hooks`]: webhooks: `/hooks/{endpoint}`, deliveries, the outbox, dead letters;
+//! - [`cli_hooks`]: `mosaic webhook sign|verify` and `mosaic key new`;
 //! - [`host`]: `mosaic_core::driver::Host` for tokio: fetch, sleep, clock, cache;
 //! - [`upstream`]: the HTTP client with its private-address guard;
 //! - [`cache`]: the L1 in-memory LRU bounded in bytes and miss collapsing;
@@ -16,6 +18,8 @@
 mod app;
 mod cache;
 mod cli;
+mod cli_hooks;
+mod hooks;
 mod host;
 mod server;
 mod store;

@@ -145,6 +145,7 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
     );
 
     let sync = tokio::spawn(sync_loop(Arc::clone(&shared), in_sync, restored));
+    let outbox = tokio::spawn(crate::hooks::outbox_loop(Arc::clone(&shared)));
     let limit = Arc::new(Semaphore::new(server_cfg.max_connections as usize));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -210,6 +211,7 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
         tracing::warn!("grace period over: closing the remaining connections");
     }
     sync.abort();
+    outbox.abort();
     persist(&shared).await;
     tracing::info!("stopped");
     Ok(())

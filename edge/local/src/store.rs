@@ -5,8 +5,10 @@
 //! - `redis`: shared by every instance pointing at the same Redis: breaker state (through the
 //!   snapshot, see [`crate::server`]), the cache and rate-limit state.
 //!
-//! Values are opaque bytes (core encodes cache entries and snapshots); keys are namespaced with
-//! [`STATE_KEY`] and [`CACHE_PREFIX`]. Every call is bounded in time; a store that fails makes
+//! Values are opaque bytes (core encodes cache entries, snapshots and webhook records); keys are
+//! namespaced with [`STATE_KEY`], [`CACHE_PREFIX`] and `mosaic:hooks:` (see [`crate::hooks`]).
+//! `list` serves the webhook outbox scan and the dead-letter list: a prefix scan in memory and
+//! redb, `SCAN MATCH` (never `KEYS`) in Redis. Every call is bounded in time; a store that fails makes
 //! the cache miss and the snapshot wait, it never fails a request.
 
 use std::collections::HashMap;
@@ -53,6 +55,10 @@ pub trait Kv: Send + Sync {
         ttl: Option<Duration>,
         durable: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Removes `key` (removing a missing key is not an error).
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every live key starting with `prefix`, in any order.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 }
 
 /// A value and when it expires.
@@ -81,6 +87,20 @@ impl Kv for MemoryStore {
         let mut m = self.map.lock().map_err(err)?;
         m.insert(key.to_string(), (value, ttl.map(|t| Instant::now() + t)));
         Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.map.lock().map_err(err)?.remove(key);
+        Ok(())
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut m = self.map.lock().map_err(err)?;
+        // listing is periodic (the webhook outbox scan): a good moment to drop expired entries
+        let now = Instant::now();
+        m.retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
+        Ok(m.keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 }
 
@@ -152,6 +172,43 @@ impl FileStore {
         }
         w.commit().map_err(err)
     }
+
+    fn delete_sync(db: &Database, key: &str) -> Result<(), StoreError> {
+        let mut w = db.begin_write().map_err(err)?;
+        w.set_durability(Durability::Immediate);
+        {
+            let mut t = w.open_table(TABLE).map_err(err)?;
+            t.remove(key).map_err(err)?;
+        }
+        w.commit().map_err(err)
+    }
+
+    fn list_sync(db: &Database, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let r = db.begin_read().map_err(err)?;
+        let t = match r.open_table(TABLE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(err(e)),
+        };
+        let now = epoch_ms();
+        let mut out = Vec::new();
+        for entry in t.range(prefix..).map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            let k = k.value();
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let v = v.value();
+            let exp = v
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            if exp == 0 || exp > now {
+                out.push(k.to_string());
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl Kv for FileStore {
@@ -172,6 +229,20 @@ impl Kv for FileStore {
         let db = Arc::clone(&self.db);
         let key = key.to_string();
         tokio::task::spawn_blocking(move || FileStore::put_sync(&db, &key, &value, ttl, durable))
+            .await
+            .map_err(err)?
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let db = Arc::clone(&self.db);
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || FileStore::delete_sync(&db, &key))
+            .await
+            .map_err(err)?
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let db = Arc::clone(&self.db);
+        let prefix = prefix.to_string();
+        tokio::task::spawn_blocking(move || FileStore::list_sync(&db, &prefix))
             .await
             .map_err(err)?
     }
@@ -227,6 +298,51 @@ impl Kv for RedisStore {
             .await
             .map_err(|_| StoreError(String::from("redis SET timed out")))?
             .map_err(err)
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let cmd = redis::cmd("DEL").arg(key).clone();
+        tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<()>(&mut c))
+            .await
+            .map_err(|_| StoreError(String::from("redis DEL timed out")))?
+            .map_err(err)
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // SCAN, not KEYS: it does not block the server; the pattern escapes glob characters
+        let mut pattern = String::with_capacity(prefix.len() + 1);
+        for ch in prefix.chars() {
+            if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(ch);
+        }
+        pattern.push('*');
+        let mut c = self.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + OP_TIMEOUT * 10;
+        loop {
+            let cmd = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .clone();
+            let (next, keys): (u64, Vec<String>) =
+                tokio::time::timeout_at(deadline, cmd.query_async(&mut c))
+                    .await
+                    .map_err(|_| StoreError(String::from("redis SCAN timed out")))?
+                    .map_err(err)?;
+            out.extend(keys);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 }
 
@@ -308,6 +424,20 @@ impl Kv for Store {
             Store::Memory(s) => s.put(key, value, ttl, durable).await,
             Store::File(s) => s.put(key, value, ttl, durable).await,
             Store::Redis(s) => s.put(key, value, ttl, durable).await,
+        }
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(s) => s.delete(key).await,
+            Store::File(s) => s.delete(key).await,
+            Store::Redis(s) => s.delete(key).await,
+        }
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Memory(s) => s.list(prefix).await,
+            Store::File(s) => s.list(prefix).await,
+            Store::Redis(s) => s.list(prefix).await,
         }
     }
 }

@@ -17,6 +17,7 @@ use hyper::body::Frame;
 use mosaic_core::driver::UpstreamResponse;
 use mosaic_core::engine::{Attempt, FetchError};
 use mosaic_core::target::is_private_host;
+use mosaic_providers::hooks::PostError;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::host::Body;
@@ -93,16 +94,8 @@ impl Clients {
         timeout: Duration,
     ) -> Result<UpstreamResponse<Body>, FetchError> {
         let url = reqwest::Url::parse(&a.url).map_err(|_| FetchError::Connect)?;
-        if !a.allow_private {
-            let literal = match url.host() {
-                Some(url::Host::Ipv4(ip)) => Some(ip.to_string()),
-                Some(url::Host::Ipv6(ip)) => Some(ip.to_string()),
-                Some(url::Host::Domain(d)) => is_private_host(d).then(|| d.to_string()),
-                None => None,
-            };
-            if literal.is_some_and(|h| is_private_host(&h)) {
-                return Err(FetchError::Forbidden);
-            }
+        if !a.allow_private && private_literal(&url) {
+            return Err(FetchError::Forbidden);
         }
         let method = reqwest::Method::from_bytes(a.method.as_str().as_bytes())
             .map_err(|_| FetchError::Connect)?;
@@ -150,6 +143,93 @@ impl Clients {
             body: BodyExt::boxed(StreamBody::new(stream)),
         })
     }
+}
+
+/// Whether `url` names an internal address literally (an IP literal or a name such as
+/// `localhost` that core judges private); names are checked again when resolved.
+fn private_literal(url: &reqwest::Url) -> bool {
+    let literal = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(ip.to_string()),
+        Some(url::Host::Ipv6(ip)) => Some(ip.to_string()),
+        Some(url::Host::Domain(d)) => is_private_host(d).then(|| d.to_string()),
+        None => None,
+    };
+    literal.is_some_and(|h| is_private_host(&h))
+}
+
+impl Clients {
+    /// POSTs a webhook delivery: the same guard as [`Clients::send`] (private addresses
+    /// refused unless `allow_private`), no redirects, the whole exchange bounded by `timeout`.
+    /// Only the status matters; the response body is drained and dropped. Error texts never
+    /// contain the URL (its query may carry a token).
+    ///
+    /// # Errors
+    /// [`PostError`] for a refusal, a timeout or a network failure.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        timeout: Duration,
+        allow_private: bool,
+    ) -> Result<u16, PostError> {
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| PostError::Network(format!("invalid destination URL: {e}")))?;
+        if !allow_private && private_literal(&url) {
+            return Err(PostError::Refused(String::from(
+                "the destination is a private address (set allow_private = true to allow it)",
+            )));
+        }
+        let client = if allow_private {
+            &self.open
+        } else {
+            &self.strict
+        };
+        let mut map = reqwest::header::HeaderMap::with_capacity(headers.len());
+        for (n, v) in headers {
+            if let (Ok(n), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(n.as_bytes()),
+                reqwest::header::HeaderValue::from_str(v),
+            ) {
+                map.append(n, v);
+            }
+        }
+        let req = client
+            .post(url)
+            .headers(map)
+            .body(Bytes::copy_from_slice(body));
+        let exchange = async {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            // drain (bounded by the same deadline) so the connection returns to the pool
+            let _ = resp.bytes().await;
+            Ok::<u16, reqwest::Error>(status)
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => Err(PostError::Timeout),
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(e)) => Err(match classify(&e) {
+                FetchError::Forbidden => PostError::Refused(String::from(
+                    "the destination resolves to a private address (set allow_private = true to allow it)",
+                )),
+                FetchError::Timeout => PostError::Timeout,
+                _ => PostError::Network(describe(e)),
+            }),
+        }
+    }
+}
+
+/// An error and its causes, without the URL.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        src = s.source();
+    }
+    text
 }
 
 /// Classifies a client error once, here.
@@ -230,5 +310,30 @@ mod tests {
             )
             .await;
         assert!(matches!(r, Err(FetchError::Connect)));
+    }
+
+    #[tokio::test]
+    async fn webhook_posts_refuse_private_destinations_unless_allowed() {
+        let Ok(c) = Clients::new() else {
+            panic!("clients")
+        };
+        let h = [(String::from("content-type"), String::from("text/plain"))];
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://localhost:9/x",
+            "http://[::1]:9/",
+        ] {
+            let r = c.post(url, &h, b"e", Duration::from_secs(1), false).await;
+            assert!(matches!(r, Err(PostError::Refused(_))), "{url}: {r:?}");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_or(9, |a| a.port());
+        let url = format!("http://127.0.0.1:{port}/?token=t0k");
+        let r = c.post(&url, &h, b"e", Duration::from_secs(2), true).await;
+        let Err(PostError::Network(m)) = r else {
+            panic!("a refused connection: {r:?}")
+        };
+        assert!(!m.contains("t0k"), "the URL leaked into {m}");
     }
 }
