@@ -88,8 +88,6 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
     /// Body.
     pub body: Bytes,
-    /// The status it was answered with (`None`: the connection was reset).
-    pub status: Option<u16>,
 }
 
 impl Seen {
@@ -108,7 +106,8 @@ struct State {
     default: Mutex<Behaviour>,
     script: Mutex<VecDeque<Behaviour>>,
     hits: AtomicU32,
-    seen: Mutex<Vec<Seen>>,
+    /// Each request with the status it was answered with (`None`: reset).
+    seen: Mutex<Vec<(Seen, Option<u16>)>>,
 }
 
 /// A running mock upstream; stops when dropped.
@@ -189,6 +188,16 @@ impl Mock {
     /// Every request received so far.
     #[must_use]
     pub fn seen(&self) -> Vec<Seen> {
+        lock(&self.state.seen)
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    /// Every request received so far, with the status it was answered with (`None`: the
+    /// connection was reset).
+    #[must_use]
+    pub fn answered(&self) -> Vec<(Seen, Option<u16>)> {
         lock(&self.state.seen).clone()
     }
 
@@ -221,7 +230,7 @@ async fn answer(
         let mut seen = lock(&st.seen);
         // keep the first requests only: a benchmark sends millions
         if seen.len() < 10_000 {
-            seen.push(Seen {
+            let s = Seen {
                 method: parts.method.as_str().to_string(),
                 target: parts
                     .uri
@@ -239,11 +248,12 @@ async fn answer(
                     })
                     .collect(),
                 body,
-                status: match &b {
-                    Behaviour::Respond { status, .. } => Some(*status),
-                    Behaviour::Reset => None,
-                },
-            });
+            };
+            let status = match &b {
+                Behaviour::Respond { status, .. } => Some(*status),
+                Behaviour::Reset => None,
+            };
+            seen.push((s, status));
         }
     }
     match b {

@@ -109,8 +109,8 @@ fn ce(s: &Seen) -> serde_json::Value {
 
 fn ok_ids(m: &Mock) -> BTreeMap<String, u32> {
     let mut ids = BTreeMap::new();
-    for s in m.seen() {
-        if s.status.is_some_and(|st| (200..300).contains(&st)) {
+    for (s, status) in m.answered() {
+        if status.is_some_and(|st| (200..300).contains(&st)) {
             *ids.entry(ce(&s)["id"].as_str().unwrap_or("").to_string())
                 .or_insert(0) += 1;
         }
