@@ -59,6 +59,9 @@ pub struct RawConfig {
     /// Webhook endpoints served at `/hooks/{name}`.
     #[serde(default)]
     pub webhooks: Vec<RawWebhook>,
+    /// The normalized `/v1` API: which providers serve each family.
+    #[serde(default)]
+    pub v1: RawV1,
 }
 
 /// `[server]`: settings the hosts apply.
@@ -247,6 +250,42 @@ pub struct RawRoute {
     /// For cost-aware: the latency bound in milliseconds.
     pub max_latency_ms: Option<u64>,
     /// Route policies.
+    #[serde(flatten)]
+    pub policies: RawPolicies,
+}
+
+/// `[v1]`: the providers that serve the normalized `/v1` API, one table per family
+/// (`[v1.git]`, `[v1.ci]`, `[v1.kb]`, `[v1.pm]`). A family that is absent answers 404.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawV1 {
+    /// `/v1/git/…`: repositories, issues, pull requests.
+    pub git: Option<RawV1Family>,
+    /// `/v1/ci/…`: runs.
+    pub ci: Option<RawV1Family>,
+    /// `/v1/kb/…`: pages.
+    pub kb: Option<RawV1Family>,
+    /// `/v1/pm/…`: issues and comments.
+    pub pm: Option<RawV1Family>,
+}
+
+/// One `/v1` family: its providers in priority order, the first being the primary.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawV1Family {
+    /// Provider ids, in priority order; the first is the primary (writes go there only).
+    pub providers: Vec<String>,
+    /// Whether the providers answer reads equivalently, so a read may fail over along the
+    /// list (default `true`); `false` sends reads to the primary too.
+    pub equivalent_reads: Option<bool>,
+    /// Selection strategy for reads (default `priority`).
+    pub strategy: Option<String>,
+    /// Serve without a tenant key even when tenants are configured.
+    #[serde(default)]
+    pub public: bool,
+    /// For cost-aware: the latency bound in milliseconds.
+    pub max_latency_ms: Option<u64>,
+    /// Policies (`retry`, `timeout`, `breaker`, `limit`; `/v1` answers are not cached).
     #[serde(flatten)]
     pub policies: RawPolicies,
 }
@@ -736,6 +775,41 @@ pub struct Destination {
     pub attempts: u32,
 }
 
+/// A validated `/v1` family. Core expands it into ordinary routes named `v1.<family>` (every
+/// provider that may answer a read, in order) and `v1.<family>@<pin>` (one provider, or the
+/// providers of one kind), told apart by the [`V1_PIN_HEADER`] predicate that the host sets
+/// from `mosaic_providers::v1::plan`: so writes reach the primary only and a cursor continues
+/// on a provider of its kind, with the engine's usual breakers, cooldowns and retries.
+#[derive(Clone, Debug)]
+pub struct V1Family {
+    /// `git`, `ci`, `kb` or `pm`.
+    pub family: String,
+    /// Provider indices as listed; the first is the primary.
+    pub providers: Vec<usize>,
+    /// Reads may fail over along the list.
+    pub equivalent_reads: bool,
+    /// Index of the family route (`v1.<family>`).
+    pub route: usize,
+    /// Pin value ([`V1_PIN_HEADER`]) → route index: a provider id, or `kind:<kind>` for the
+    /// providers of one kind when several serve the family.
+    pub pins: Vec<(String, usize)>,
+}
+
+impl V1Family {
+    /// The route index of `pin`, if generated.
+    #[must_use]
+    pub fn pin_route(&self, pin: &str) -> Option<usize> {
+        self.pins.iter().find(|(p, _)| p == pin).map(|(_, r)| *r)
+    }
+}
+
+/// The request header selecting a `v1.<family>@<pin>` route. Hosts set it from the plan and
+/// drop any a caller sent; like every `x-mosaic-*` header it is never sent upstream.
+pub const V1_PIN_HEADER: &str = "x-mosaic-v1-pin";
+
+/// The `/v1` families, in path order.
+pub const V1_FAMILIES: [&str; 4] = ["git", "ci", "kb", "pm"];
+
 /// A validated configuration, ready for [`crate::engine::Router::new`].
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -755,9 +829,17 @@ pub struct Config {
     pub table: RouteTable,
     /// Webhook endpoints.
     pub webhooks: Vec<Webhook>,
+    /// `/v1` families that are configured.
+    pub v1: Vec<V1Family>,
 }
 
 impl Config {
+    /// The `/v1` family named `family`, if configured.
+    #[must_use]
+    pub fn v1_family(&self, family: &str) -> Option<&V1Family> {
+        self.v1.iter().find(|f| f.family == family)
+    }
+
     /// Index of the provider with `id`.
     #[must_use]
     pub fn provider_index(&self, id: &str) -> Option<usize> {
@@ -978,6 +1060,106 @@ impl RawConfig {
             }
         }
 
+        // /v1 families, expanded into routes after the configured ones (see `V1Family`)
+        let mut route_paths: Vec<String> =
+            (0..routes.len()).map(|i| format!("routes[{i}]")).collect();
+        let mut v1 = Vec::new();
+        let mut v1_groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let families = [&self.v1.git, &self.v1.ci, &self.v1.kb, &self.v1.pm];
+        for (family, f) in V1_FAMILIES.iter().zip(families) {
+            let Some(f) = f else { continue };
+            let at = format!("v1.{family}");
+            let name = format!("v1.{family}");
+            if let Some(i) = route_names.get(name.as_str()) {
+                e.push(
+                    &at,
+                    format!("route name `{name}` is taken by routes[{i}]; rename that route"),
+                );
+                continue;
+            }
+            if f.policies.cache.is_some() {
+                e.push(
+                    format!("{at}.cache"),
+                    "/v1 answers are not cached (normalizing needs the provider that answered); remove `cache`",
+                );
+            }
+            let raw = RawRoute {
+                name: name.clone(),
+                matcher: RawMatch {
+                    methods: Vec::new(),
+                    host: None,
+                    path: format!("/v1/{family}/{{*rest}}"),
+                    headers: BTreeMap::new(),
+                },
+                providers: f.providers.clone(),
+                strategy: f.strategy.clone(),
+                upstream_path: None,
+                retry_non_idempotent: false,
+                forward_caller_auth: false,
+                public: f.public,
+                max_latency_ms: f.max_latency_ms,
+                policies: RawPolicies {
+                    cache: Some(RawCache {
+                        enabled: Some(false),
+                        ..RawCache::default()
+                    }),
+                    ..f.policies.clone()
+                },
+            };
+            let Some(mut family_route) = self.validate_route(&raw, &at, &provider_ids, &mut e)
+            else {
+                continue;
+            };
+            let listed = family_route.providers.clone();
+            let equivalent_reads = f.equivalent_reads.unwrap_or(true);
+            if !equivalent_reads {
+                family_route.providers.truncate(1);
+            }
+            let pinned = |pin: &str, members: Vec<usize>| {
+                let mut r = family_route.clone();
+                r.name = format!("{name}@{pin}");
+                r.headers = alloc::vec![(String::from(V1_PIN_HEADER), Some(String::from(pin)))];
+                r.providers = members;
+                r
+            };
+            let mut generated = Vec::new();
+            for &p in &listed {
+                let id = providers.get(p).map_or("", |x: &Provider| x.id.as_str());
+                generated.push((String::from(id), pinned(id, alloc::vec![p])));
+            }
+            if equivalent_reads {
+                let mut kinds: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+                for &p in &listed {
+                    if let Some(x) = providers.get(p) {
+                        kinds.entry(x.kind.as_str()).or_default().push(p);
+                    }
+                }
+                for (kind, members) in kinds.into_iter().filter(|(_, m)| m.len() > 1) {
+                    let pin = format!("kind:{kind}");
+                    generated.push((pin.clone(), pinned(&pin, members)));
+                }
+            }
+            let route = routes.len();
+            routes.push(family_route);
+            route_paths.push(at.clone());
+            let mut group = alloc::vec![route];
+            let mut pins = Vec::new();
+            for (pin, r) in generated {
+                pins.push((pin, routes.len()));
+                group.push(routes.len());
+                routes.push(r);
+                route_paths.push(at.clone());
+            }
+            v1_groups.insert(name, group);
+            v1.push(V1Family {
+                family: String::from(*family),
+                providers: listed,
+                equivalent_reads,
+                route,
+                pins,
+            });
+        }
+
         // tenants
         let mut tenants = Vec::new();
         let mut tenant_names = BTreeSet::new();
@@ -1009,6 +1191,10 @@ impl RawConfig {
             } else {
                 let mut set = BTreeSet::new();
                 for (k, name) in t.routes.iter().enumerate() {
+                    if let Some(group) = v1_groups.get(name.as_str()) {
+                        set.extend(group.iter().copied());
+                        continue;
+                    }
                     match route_names.get(name.as_str()) {
                         Some(ix) => {
                             set.insert(*ix);
@@ -1147,7 +1333,10 @@ impl RawConfig {
                 Err(conflicts) => {
                     for c in conflicts {
                         e.push(
-                            format!("routes[{}].match", c.later),
+                            format!(
+                                "{}.match",
+                                route_paths.get(c.later).map_or("routes", String::as_str)
+                            ),
                             format!(
                                 "conflicts with route `{}` (routes[{}]): same methods, host, path shape and header predicates",
                                 routes.get(c.earlier).map_or("?", |r| r.name.as_str()),
@@ -1172,6 +1361,7 @@ impl RawConfig {
                 routes,
                 table,
                 webhooks,
+                v1,
             }),
             _ => Err(ConfigErrors(e.0)),
         }

@@ -7,6 +7,8 @@
 //! - [`webhook`]: one named preset per webhook scheme (`github`, `stripe`, `notion`, …): which
 //!   signature [`Scheme`](mosaic_core::webhook::Scheme) it uses, where its event type and
 //!   delivery id are, how it maps to CloudEvents, and its subscription handshake if any.
+//! - [`v1`]: what a host calls to serve the normalized `/v1` API (plan who answers, rewrite
+//!   each attempt with the provider's plugin, normalize the answer), so no host decides.
 //!
 //! Like the core, this crate is `#![no_std]` with `alloc`, does no I/O and reads no clock.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -19,4 +21,5 @@ pub mod hooks;
 pub mod openapi;
 pub mod plugin;
 pub mod plugins;
+pub mod v1;
 pub mod webhook;
