@@ -101,7 +101,12 @@ impl Metrics {
     }
     /// A retry.
     pub fn count_retry(&mut self, route: &str) {
-        *self.retries.entry(String::from(route)).or_default() += 1;
+        match self.retries.get_mut(route) {
+            Some(v) => *v += 1,
+            None => {
+                self.retries.insert(String::from(route), 1);
+            }
+        }
     }
     /// A cache lookup result: `hit`, `miss`, `stale`, `stale-if-error`, `bypass`.
     pub fn count_cache(&mut self, route: &str, result: &'static str) {
