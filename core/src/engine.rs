@@ -549,7 +549,8 @@ impl Router {
                         key.split_once(':').map_or("", |x| x.1)
                     ),
                 )
-                .retry_after(d.retry_after);
+                .retry_after(d.retry_after)
+                .rate_limit(l.burst, d.reset);
                 p.detail.push_str("; retry after the Retry-After delay");
                 return Err(p);
             }

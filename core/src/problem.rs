@@ -126,6 +126,9 @@ pub struct Problem {
     pub detail: String,
     /// Retry-After to send.
     pub retry_after: Option<Duration>,
+    /// For a refusal by a rate limit: its burst (`RateLimit-Limit`) and the time until it is
+    /// full again (`RateLimit-Reset`); `RateLimit-Remaining` is then 0.
+    pub rate_limit: Option<(u32, Duration)>,
 }
 
 #[derive(Serialize)]
@@ -148,7 +151,15 @@ impl Problem {
             kind,
             detail: detail.into(),
             retry_after: None,
+            rate_limit: None,
         }
+    }
+
+    /// With the `RateLimit-*` headers of the limit that refused the request.
+    #[must_use]
+    pub fn rate_limit(mut self, limit: u32, reset: Duration) -> Problem {
+        self.rate_limit = Some((limit, reset));
+        self
     }
 
     /// With a Retry-After.
@@ -193,6 +204,12 @@ impl Problem {
                 alloc::format!("{}", secs.max(1)),
             ));
         }
+        if let Some((limit, reset)) = self.rate_limit {
+            let secs = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
+            h.push((String::from("ratelimit-limit"), alloc::format!("{limit}")));
+            h.push((String::from("ratelimit-remaining"), String::from("0")));
+            h.push((String::from("ratelimit-reset"), alloc::format!("{secs}")));
+        }
         h
     }
 }
@@ -200,6 +217,21 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limited_refusals_carry_ratelimit_headers() {
+        let p = Problem::new(ProblemKind::RateLimited, "rate limit for `t` exceeded")
+            .retry_after(Duration::from_millis(200))
+            .rate_limit(10, Duration::from_millis(2100));
+        let h = p.headers();
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("retry-after"), Some("1"));
+        assert_eq!(get("ratelimit-limit"), Some("10"));
+        assert_eq!(get("ratelimit-remaining"), Some("0"));
+        assert_eq!(get("ratelimit-reset"), Some("3"));
+        let plain = Problem::new(ProblemKind::NoRoute, "x").headers();
+        assert!(plain.iter().all(|(k, _)| !k.starts_with("ratelimit-")));
+    }
 
     #[test]
     fn json_shape() {
