@@ -8,11 +8,12 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
 use hyper::{Request as HttpRequest, Response};
 use mosaic_core::admin::{state_json, CacheStats};
 use mosaic_core::driver::{self, Reply, ReplyBody, RequestLog};
 use mosaic_core::engine::{classify, Endpoint, Request};
+use mosaic_core::head::{check_head, Framing, HeadLimits};
 use mosaic_core::http::Method;
 use mosaic_core::problem::{Problem, ProblemKind};
 use mosaic_core::region::Locality;
@@ -73,6 +74,13 @@ fn problem_response(p: &Problem, id: &str) -> (Response<Body>, RequestLog) {
     let reply: Reply<Body> = driver::problem(p, id);
     let log = reply.log.clone();
     (response(reply), log)
+}
+
+/// Marks a refusal `Connection: close`: hyper then reads nothing more from the connection.
+fn closing((mut resp, log): (Response<Body>, RequestLog)) -> (Response<Body>, RequestLog) {
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    (resp, log)
 }
 
 fn json_response(status: u16, v: &serde_json::Value, id: &str) -> Response<Body> {
@@ -163,75 +171,9 @@ async fn route(
         ..RequestLog::default()
     };
 
-    // limits first: nothing else looks at a request that breaks them
-    let head_bytes: u64 = req
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.as_str().len() + v.len() + 4) as u64)
-        .sum();
-    if req.headers().len() > server.max_headers as usize || head_bytes > server.max_header_bytes {
-        let p = Problem::new(
-            ProblemKind::HeadersTooLarge,
-            format!(
-                "request headers exceed the limit ({} headers, {head_bytes} bytes; at most {} headers and {} bytes)",
-                req.headers().len(),
-                server.max_headers,
-                server.max_header_bytes
-            ),
-        );
-        return problem_response(&p, id);
-    }
-    if req.headers().contains_key(TRANSFER_ENCODING) && req.headers().contains_key(CONTENT_LENGTH) {
-        let p = Problem::new(
-            ProblemKind::BadRequest,
-            "both Content-Length and Transfer-Encoding are present: refused (request smuggling)",
-        );
-        return problem_response(&p, id);
-    }
-    let lengths: Vec<&HeaderValue> = req.headers().get_all(CONTENT_LENGTH).iter().collect();
-    let declared = match lengths.as_slice() {
-        [] => None,
-        [one] => match one.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
-            Some(n) => Some(n),
-            None => {
-                return problem_response(
-                    &Problem::new(ProblemKind::BadRequest, "Content-Length is not a number"),
-                    id,
-                )
-            }
-        },
-        _ => {
-            return problem_response(
-                &Problem::new(
-                    ProblemKind::BadRequest,
-                    "more than one Content-Length: refused (request smuggling)",
-                ),
-                id,
-            )
-        }
-    };
-    if declared.is_some_and(|n| n > server.max_body_bytes) {
-        let p = Problem::new(
-            ProblemKind::PayloadTooLarge,
-            format!(
-                "request body of {} bytes exceeds the limit of {} bytes",
-                declared.unwrap_or(0),
-                server.max_body_bytes
-            ),
-        );
-        return problem_response(&p, id);
-    }
-    let Some(method) = Method::parse(req.method().as_str()) else {
-        let p = Problem::new(
-            ProblemKind::BadRequest,
-            format!("method {} is not supported; expected GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS", req.method()),
-        );
-        return problem_response(&p, id);
-    };
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| String::from("/"), |pq| pq.as_str().to_string());
+    // limits and framing first (core's `check_head`): nothing else looks at a request that
+    // breaks them, and the connection is closed after the refusal so that no byte after a
+    // malformed head (a smuggled request) is ever read as a request of its own
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
@@ -242,6 +184,42 @@ async fn route(
             )
         })
         .collect();
+    let limits = HeadLimits {
+        max_headers: server.max_headers as usize,
+        max_header_bytes: usize::try_from(server.max_header_bytes).unwrap_or(usize::MAX),
+    };
+    let framing = match check_head(&headers, &limits) {
+        Ok(f) => f,
+        Err(p) => return closing(problem_response(&p, id)),
+    };
+    if let Framing::Length(n) = framing {
+        if n > server.max_body_bytes {
+            let p = Problem::new(
+                ProblemKind::PayloadTooLarge,
+                format!(
+                    "request body of {n} bytes exceeds the limit of {} bytes",
+                    server.max_body_bytes
+                ),
+            );
+            return closing(problem_response(&p, id));
+        }
+    }
+    let Some(method) = Method::parse(req.method().as_str()) else {
+        let p = Problem::new(
+            ProblemKind::BadRequest,
+            format!("method {} is not supported; expected GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS", req.method()),
+        );
+        return problem_response(&p, id);
+    };
+    // hyper parses an absolute-form target (`GET http://host/path`) into parts; hand core the
+    // whole form so that it refuses it like any other non-origin-form target
+    let target = if req.uri().authority().is_some() {
+        req.uri().to_string()
+    } else {
+        req.uri()
+            .path_and_query()
+            .map_or_else(|| String::from("/"), |pq| pq.as_str().to_string())
+    };
 
     match classify(&target) {
         Endpoint::Health => {
@@ -374,7 +352,7 @@ async fn route(
                             format!("could not read the request body: {e}"),
                         )
                     };
-                    return problem_response(&p, id);
+                    return closing(problem_response(&p, id));
                 }
             };
             let ip = peer.ip().to_string();
@@ -405,6 +383,11 @@ async fn route(
                 }
             }
             let log = reply.log.clone();
+            if reply.status == 400 {
+                // a malformed request (e.g. a refused target): what follows it on the connection
+                // is not trusted either
+                return closing((response(reply), log));
+            }
             (response(reply), log)
         }
     }
