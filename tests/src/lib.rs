@@ -1,5 +1,7 @@
 //! End-to-end test support.
 //!
+//! - [`fixtures`]: provider stand-ins answering with the documented response shapes under
+//!   `tests/fixtures/providers/`, recording what the router sent;
 //! - [`mock`]: mock upstream servers on 127.0.0.1 (ok, status, slow, scripted, reset, closed port);
 //! - [`host`]: [`host::HostUnderTest`] — start a router serving a config, get its base URL —
 //!   implemented for the local `mosaic` binary, plus a throwaway `redis-server`;
@@ -7,6 +9,7 @@
 //!   safety, reload, shared state), run by `tests/local.rs` against the local binary and
 //!   meant to be run against the Workers and Spin hosts the same way.
 
+pub mod fixtures;
 pub mod host;
 pub mod mock;
 pub mod scenarios;

@@ -244,6 +244,12 @@ async fn route(
             let mut log = plain_log();
             log.route = Some(String::from("_mosaic"));
             let rest = rest.split('?').next().unwrap_or(rest);
+            if rest == "providers" {
+                return (
+                    crate::v1::admin(&shared, method, req.into_body(), id).await,
+                    log,
+                );
+            }
             let resp = match (method, rest) {
                 (Method::Get, "metrics") => {
                     let mut text = {
@@ -313,7 +319,7 @@ async fn route(
                         &Problem::new(
                             ProblemKind::NoRoute,
                             format!(
-                                "{} /_mosaic/{rest} is not an admin endpoint; try GET health, GET metrics, GET state, POST reload, GET hooks/dead",
+                                "{} /_mosaic/{rest} is not an admin endpoint; try GET health, GET metrics, GET state, POST reload, GET hooks/dead, GET|PUT providers",
                                 method.as_str()
                             ),
                         ),
@@ -356,6 +362,13 @@ async fn route(
                 }
             };
             let ip = peer.ip().to_string();
+            if mosaic_providers::v1::serves(
+                &live.router.config,
+                target.split('?').next().unwrap_or(""),
+            ) {
+                return crate::v1::serve(&shared, &live, method, &target, headers, body, &ip, id)
+                    .await;
+            }
             let request = Request {
                 method,
                 host: host.as_deref(),

@@ -78,6 +78,8 @@ enum Command {
         #[command(subcommand)]
         command: crate::cli_hooks::KeyCommand,
     },
+    /// List the built-in provider plugins: kind, family, operations.
+    Providers,
     /// Print the version.
     Version,
 }
@@ -159,9 +161,10 @@ pub fn resolve_secret(r: &SecretRef) -> Option<String> {
     }
 }
 
-/// Builds the router, resolving secrets.
+/// Builds the router, resolving secrets, with the provider plugins' rate-limit headers.
 #[must_use]
-pub fn router(config: Config) -> Router {
+pub fn router(mut config: Config) -> Router {
+    crate::v1::registry().install_rate_limits(&mut config);
     Router::new(config, resolve_secret)
 }
 
@@ -204,6 +207,12 @@ pub fn main() -> ExitCode {
         ),
         Command::Webhook { command } => crate::cli_hooks::webhook(command),
         Command::Key { command } => crate::cli_hooks::key(command),
+        Command::Providers => {
+            for b in mosaic_providers::plugins::builtins() {
+                println!("{}", b.line());
+            }
+            ExitCode::SUCCESS
+        }
         Command::Version => {
             println!("mosaic {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -13,7 +13,9 @@
 //! - [`host`]: `mosaic_core::driver::Host` for tokio: fetch, sleep, clock, cache;
 //! - [`upstream`]: the HTTP client with its private-address guard;
 //! - [`cache`]: the L1 in-memory LRU bounded in bytes and miss collapsing;
-//! - [`store`]: the key-value store behind L1 and the state snapshot (memory, redb, Redis).
+//! - [`store`]: the key-value store behind L1 and the state snapshot (memory, redb, Redis);
+//! - [`v1`]: the normalized `/v1` API and declarative providers (decisions in
+//!   `mosaic_providers::v1`).
 
 mod app;
 mod cache;
@@ -24,6 +26,7 @@ mod host;
 mod server;
 mod store;
 mod upstream;
+mod v1;
 
 use std::process::ExitCode;
 

@@ -93,9 +93,13 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
     let listen = listen
         .or_else(|| loaded.config.server.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let declared = crate::v1::load_from_store(&store).await;
     let router = cli::router(loaded.config);
     for w in &router.warnings {
         tracing::warn!(warning = %w, "config");
+    }
+    for w in mosaic_providers::v1::warnings(&router.config, &crate::v1::registry()) {
+        tracing::warn!(warning = %w, "v1");
     }
     if let Some(h) = admin_hint(&router) {
         tracing::warn!(warning = %h, "admin");
@@ -145,6 +149,7 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
     );
 
     let sync = tokio::spawn(sync_loop(Arc::clone(&shared), in_sync, restored));
+    let declarations = tokio::spawn(crate::v1::poll(Arc::clone(&shared), declared));
     let outbox = tokio::spawn(crate::hooks::outbox_loop(Arc::clone(&shared)));
     let limit = Arc::new(Semaphore::new(server_cfg.max_connections as usize));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -212,6 +217,7 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
     }
     sync.abort();
     outbox.abort();
+    declarations.abort();
     persist(&shared).await;
     tracing::info!("stopped");
     Ok(())
