@@ -121,20 +121,40 @@ impl Prepared {
     }
 }
 
-/// Parses a `/v1` request and plans it (see [`plan`]).
+/// Authenticates the caller, parses a `/v1` request and plans it (see [`plan`]). `target` is
+/// the raw request target (`/v1/…?…`).
+///
+/// The caller is authenticated first (as the family route would, honouring its `public`), so
+/// that nothing about the configuration — which families, which providers — is told to a
+/// caller without a valid key; the tenant's rate limits and route permissions are then
+/// applied by core's driver as for any route.
 ///
 /// # Errors
-/// The answer to give instead: 404 for an unknown path or an unconfigured family, 400 for bad
-/// arguments or selectors, 501 when no provider of the family supports the operation.
+/// The answer to give instead: 401 without a valid key, 404 for an unknown path or an
+/// unconfigured family, 400 for bad arguments or selectors, 501 when no provider of the family
+/// supports the operation.
 pub fn prepare(
-    config: &Config,
+    router: &Router,
     registry: &Registry,
     method: Method,
-    path: &str,
-    query: Option<&str>,
+    target: &str,
+    headers: &[(String, String)],
     body: &[u8],
     request_id: &str,
 ) -> Result<Prepared, Answer> {
+    let config = &router.config;
+    let (path, query) = target
+        .split_once('?')
+        .map_or((target, None), |(p, q)| (p, Some(q)));
+    let public = path
+        .strip_prefix("/v1/")
+        .and_then(|r| r.split('/').next())
+        .and_then(|f| config.v1_family(f))
+        .and_then(|f| config.routes.get(f.route))
+        .is_some_and(|r| r.public);
+    router
+        .authenticate(headers, public)
+        .map_err(|p| Answer::problem(&p, request_id))?;
     let (op, sel) =
         parse_v1(method, path, query, body).map_err(|p| Answer::problem(&p, request_id))?;
     let pin = plan(config, registry, &op, &sel, request_id)?;

@@ -48,13 +48,17 @@ fn router() -> Router {
     })
 }
 
+fn target(path: &str, query: Option<&str>) -> String {
+    query.map_or_else(|| path.to_string(), |q| format!("{path}?{q}"))
+}
+
 fn pin(r: &Router, method: Method, path: &str, query: Option<&str>, body: &[u8]) -> Option<String> {
     prepare(
-        &r.config,
+        r,
         &Registry::new(),
         method,
-        path,
-        query,
+        &target(path, query),
+        &[],
         body,
         "rid",
     )
@@ -64,11 +68,11 @@ fn pin(r: &Router, method: Method, path: &str, query: Option<&str>, body: &[u8])
 
 fn status(r: &Router, method: Method, path: &str, query: Option<&str>, body: &[u8]) -> u16 {
     match prepare(
-        &r.config,
+        r,
         &Registry::new(),
         method,
-        path,
-        query,
+        &target(path, query),
+        &[],
         body,
         "rid",
     ) {
@@ -328,4 +332,24 @@ fn only_configured_families_are_served() {
         !serves(&raw.validate().unwrap(), "/v1/git/repos/a/b"),
         "without [v1], /v1 is proxied as before"
     );
+}
+
+#[test]
+fn callers_are_authenticated_before_anything_about_the_config_is_told() {
+    let raw: RawConfig = toml::from_str(&format!(
+        "{CFG}\n[[tenants]]\nname = \"agents\"\nkeys = [\"sha256:{}\"]\n",
+        "0".repeat(64)
+    ))
+    .unwrap();
+    let r = Router::new(raw.validate().unwrap(), |_| None);
+    for target in [
+        "/v1/git/repos/a/b?provider=nope",
+        "/v1/kb/pages/1",
+        "/v1/nope",
+    ] {
+        let a = prepare(&r, &Registry::new(), Method::Get, target, &[], b"", "rid").unwrap_err();
+        assert_eq!(a.status, 401, "{target}");
+        let body = String::from_utf8_lossy(&a.body);
+        assert!(!body.contains("gh") && !body.contains("mirror"), "{body}");
+    }
 }

@@ -237,6 +237,9 @@ fn check(path: &Path) -> ExitCode {
             for w in &r.warnings {
                 println!("warning: {w}");
             }
+            for w in mosaic_providers::v1::warnings(&r.config, &crate::v1::registry()) {
+                println!("warning: {w}");
+            }
             ExitCode::SUCCESS
         }
         Err(errs) => {

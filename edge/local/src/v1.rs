@@ -368,10 +368,7 @@ pub async fn serve(
         route: Some(String::from("v1")),
         ..RequestLog::default()
     };
-    let (path, query) = target
-        .split_once('?')
-        .map_or((target, None), |(p, q)| (p, Some(q)));
-    if path == "/v1/openapi.json" {
+    if target.split('?').next() == Some("/v1/openapi.json") {
         let resp = if matches!(method, Method::Get | Method::Head) {
             json(
                 200,
@@ -392,7 +389,7 @@ pub async fn serve(
     }
     let registry = registry();
     let config = &live.router.config;
-    let prepared = match v1::prepare(config, &registry, method, path, query, &body, id) {
+    let prepared = match v1::prepare(&live.router, &registry, method, target, &headers, &body, id) {
         Ok(p) => p,
         Err(a) => return (answer_response(a), log),
     };
