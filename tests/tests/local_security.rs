@@ -1292,13 +1292,16 @@ async fn quotas_survive_a_restart() {
     let cfg = format!(
         "{}[store]\nkind = \"file\"\npath = \"{}\"\n\n\
          [[tenants]]\nname = \"q\"\nkeys = [\"{}\"]\nquota = {{ requests_per_day = 3 }}\n\n\
-         [[tenants]]\nname = \"other\"\nkeys = [\"{}\"]\nquota = {{ requests_per_day = 3 }}\n\n{}\
+         [[tenants]]\nname = \"other\"\nkeys = [\"{}\"]\nquota = {{ requests_per_day = 3 }}\n\n\
+         [[tenants]]\nname = \"costly\"\nkeys = [\"{}\"]\nquota = {{ cost_per_day = 2.5 }}\n\n\
+         [[providers]]\nid = \"up\"\nbase_url = \"{}\"\nallow_private = true\ncost = 1.0\n\n\
          [[routes]]\nname = \"r\"\nmatch = {{ path = \"/{{*rest}}\" }}\nproviders = [\"up\"]\n",
         server(""),
         db.display(),
         key_hash("quota-key"),
         key_hash("other-key"),
-        provider("up", &up.url())
+        key_hash("costly-key"),
+        up.url()
     );
     let mut first = spawn(&cfg, &[]);
     let c = Client::new(&first.base_url());
@@ -1306,6 +1309,12 @@ async fn quotas_survive_a_restart() {
     for i in 0..3 {
         let resp = c.send("GET", &format!("/a{i}"), &h, Vec::new()).await;
         assert_eq!(resp.status, 200, "request {i}: {resp:?}");
+    }
+    // cost units: 2 of 2.5 spent before the restart
+    let costly = [("x-mosaic-key", "costly-key")];
+    for i in 0..2 {
+        let resp = c.send("GET", &format!("/c{i}"), &costly, Vec::new()).await;
+        assert_eq!(resp.status, 200, "costly request {i}: {resp:?}");
     }
     let exited = tokio::task::spawn_blocking(move || {
         let s = first.terminate(Duration::from_secs(8));
@@ -1332,7 +1341,17 @@ async fn quotas_survive_a_restart() {
     );
     assert_eq!(problem_code(&resp), "quota-exceeded", "{resp:?}");
     assert!(resp.header("retry-after").is_some(), "{resp:?}");
-    assert_eq!(up.hits(), 3);
+    assert_eq!(up.hits(), 5);
+    // the spent cost survived too: one more (2 < 2.5) passes, then 3 ≥ 2.5 is refused
+    let resp = c.send("GET", "/c2", &costly, Vec::new()).await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let resp = c.send("GET", "/c3", &costly, Vec::new()).await;
+    assert_eq!(
+        resp.status, 429,
+        "the cost spent before the restart counts: {resp:?}"
+    );
+    assert_eq!(problem_code(&resp), "quota-exceeded", "{resp:?}");
+    assert!(resp.body.contains("cost"), "{resp:?}");
     // another tenant's quota is its own
     let resp = c
         .send("GET", "/b", &[("x-mosaic-key", "other-key")], Vec::new())
