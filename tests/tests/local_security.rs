@@ -822,7 +822,13 @@ async fn content_length_with_chunked_is_neutralised() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_request_after_a_refusal_is_never_served() {
     let up = Mock::start("up", Behaviour::ok()).await;
-    let r = spawn(&smuggling_config(&up), &[]);
+    let picky = Mock::start("picky", Behaviour::status(400)).await;
+    let cfg = format!(
+        "{}{}[[routes]]\nname = \"picky\"\nmatch = {{ path = \"/picky/{{*rest}}\" }}\nproviders = [\"picky\"]\n\n",
+        smuggling_config(&up),
+        provider("picky", &picky.url())
+    );
+    let r = spawn(&cfg, &[]);
     // a well-formed request first: the connection is kept alive and the next is served
     let ok = raw(
         r.port,
@@ -848,6 +854,14 @@ async fn pipelined_request_after_a_refusal_is_never_served() {
         "refused requests never reach the upstream"
     );
     no_admin(&up, "end");
+    // an upstream's own 400 is an answer like any other: the connection stays open
+    let got = raw(
+        r.port,
+        b"GET /picky/a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /picky/b HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(got.statuses(), vec![400, 400], "{got:?}");
+    assert_eq!(picky.hits(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -396,9 +396,9 @@ async fn route(
                 }
             }
             let log = reply.log.clone();
-            if reply.status == 400 {
-                // a malformed request (e.g. a refused target): what follows it on the connection
-                // is not trusted either
+            if reply.status == 400 && reply.log.problem.is_some() {
+                // refused by the router as malformed (e.g. a bad target): what follows it on
+                // the connection is not trusted either (an upstream's own 400 keeps it open)
                 return closing((response(reply), log));
             }
             (response(reply), log)
