@@ -43,6 +43,8 @@ def free_port():
 
 class Ok(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without this, Nagle + delayed ACK add ~40 ms
+    disable_nagle_algorithm = True
 
     def do_GET(self):
         body = b"ok"
@@ -90,29 +92,19 @@ def run(conn, path, n):
     return lat
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=2000)
-    args = ap.parse_args()
-    wrangler = os.environ.get("WRANGLER", os.path.join(REPO, "node_modules/.bin/wrangler"))
-    mock_port = free_port()
-    srv = ThreadingHTTPServer(("127.0.0.1", mock_port), Ok)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    cfg = (
-        '[server]\nadmin_token = "secret:MOSAIC_TEST_ADMIN"\n\n'
-        f'[[providers]]\nid = "up"\nbase_url = "http://127.0.0.1:{mock_port}"\nallow_private = true\n\n'
-        '[[routes]]\nname = "r"\nmatch = { path = "/p/{*rest}" }\nproviders = ["up"]\n'
-    )
+def serve_and_measure(wrangler, main_js, vars_, secrets, paths, requests):
+    """Starts wrangler dev for `main_js`, returns cold start, first-request latency and, per
+    (name, path), wall and workerd CPU per request."""
     d = tempfile.mkdtemp(prefix="mosaic-measure-")
     with open(os.path.join(d, "wrangler.toml"), "w") as f:
         f.write(
-            f'name = "mosaic-measure"\nmain = {toml_str(os.path.join(BUILD, "worker/shim.mjs"))}\n'
+            f'name = "mosaic-measure"\nmain = {toml_str(main_js)}\n'
             'compatibility_date = "2026-04-20"\n\n[[kv_namespaces]]\nbinding = "MOSAIC_KV"\n'
-            'id = "00000000000000000000000000000001"\npreview_id = "00000000000000000000000000000002"\n\n'
-            f"[vars]\nMOSAIC_CONFIG = {toml_str(cfg)}\n"
+            'id = "00000000000000000000000000000001"\npreview_id = "00000000000000000000000000000002"\n\n[vars]\n'
+            + "".join(f"{k} = {toml_str(v)}\n" for k, v in vars_.items())
         )
     with open(os.path.join(d, ".dev.vars"), "w") as f:
-        f.write('MOSAIC_TEST_ADMIN="measure"\n')
+        f.write("".join(f"{k}={toml_str(v)}\n" for k, v in secrets.items()))
     port, inspector = free_port(), free_port()
     env = dict(os.environ, WRANGLER_SEND_METRICS="false", CLOUDFLARE_CF_FETCH_ENABLED="false")
     log = open(os.path.join(d, "wrangler.log"), "w")
@@ -123,10 +115,11 @@ def main():
          "--show-interactive-dev-session=false"],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=d)
     try:
+        first_path = paths[0][1]
         while True:
             try:
                 c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                c.request("GET", "/_mosaic/health")
+                c.request("GET", first_path)
                 r = c.getresponse()
                 r.read()
                 if r.status == 200:
@@ -137,32 +130,54 @@ def main():
                 sys.exit("wrangler dev did not answer in 120 s")
         cold = time.perf_counter() - t0
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        first = run(conn, "/p/first", 1)[0]
-        run(conn, "/p/warm", 200)
+        run(conn, first_path, 200)
         pids = workerd_pids(p.pid)
-        results = {}
-        for name, path in (("proxied", "/p/x"), ("health", "/_mosaic/health")):
+        out = {"cold_start_spawn_to_first_200_ms": round(cold * 1000), "workerd_processes": len(pids)}
+        for name, path in paths:
             c0 = proc_cpu(pids)
-            lat = run(conn, path, args.requests)
+            lat = run(conn, path, requests)
             c1 = proc_cpu(pids)
             lat.sort()
-            results[name] = {
-                "requests": args.requests,
+            out[name] = {
+                "requests": requests,
                 "wall_median_ms": round(statistics.median(lat) * 1000, 3),
                 "wall_p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 3),
-                "workerd_cpu_per_request_ms": round((c1 - c0) / args.requests * 1000, 3),
+                "workerd_cpu_per_request_ms": round((c1 - c0) / requests * 1000, 3),
             }
-        print(json.dumps({
-            "cold_start_spawn_to_first_200_ms": round(cold * 1000),
-            "first_proxied_request_ms": round(first * 1000, 3),
-            "workerd_processes": len(pids),
-            "load_average": os.getloadavg(),
-            **results,
-        }, indent=2))
+        return out
     finally:
         os.killpg(p.pid, signal.SIGTERM)
         p.wait(timeout=20)
-        srv.shutdown()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--no-access-log", action="store_true", help="MOSAIC_ACCESS_LOG=off (no per-request line)")
+    ap.add_argument("--baseline", help="build dir of a minimal Rust fetch worker with a /fetch?url= endpoint "
+                    "(the toolchain's hello worker) to measure the same path without Mosaic")
+    args = ap.parse_args()
+    wrangler = os.environ.get("WRANGLER", os.path.join(REPO, "node_modules/.bin/wrangler"))
+    mock_port = free_port()
+    srv = ThreadingHTTPServer(("127.0.0.1", mock_port), Ok)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    cfg = (
+        '[server]\nadmin_token = "secret:MOSAIC_TEST_ADMIN"\n\n'
+        f'[[providers]]\nid = "up"\nbase_url = "http://127.0.0.1:{mock_port}"\nallow_private = true\n\n'
+        '[[routes]]\nname = "r"\nmatch = { path = "/p/{*rest}" }\nproviders = ["up"]\n'
+    )
+    result = {"load_average_before": os.getloadavg()}
+    result["mosaic"] = serve_and_measure(
+        wrangler, os.path.join(BUILD, "worker/shim.mjs"), {"MOSAIC_CONFIG": cfg, **({"MOSAIC_ACCESS_LOG": "off"} if args.no_access_log else {})},
+        {"MOSAIC_TEST_ADMIN": "measure"},
+        [("proxied", "/p/x"), ("health", "/_mosaic/health")], args.requests)
+    if args.baseline:
+        result["baseline"] = serve_and_measure(
+            wrangler, os.path.join(args.baseline, "worker/shim.mjs"), {"GREETING": "hi"}, {},
+            [("proxied", f"/fetch?url=http://127.0.0.1:{mock_port}/x"), ("info", "/info")], args.requests)
+    result["load_average_after"] = os.getloadavg()
+    srv.shutdown()
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ pub mod host;
 
 use host::{now, random_u64, with_isolate, write_behind, Live, UpBody, WorkersHost, KV_BINDING};
 
+/// The variable that turns the per-request access line off (`"off"`).
+pub const ACCESS_LOG_VAR: &str = "MOSAIC_ACCESS_LOG";
 /// The store kind shown by health and state.
 const STORE_KIND: &str = "workers-kv";
 
@@ -185,7 +187,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     if log.status == 0 {
         log.status = resp.status_code();
     }
-    log_line(&log, &method, &path, false);
+    // `MOSAIC_ACCESS_LOG = "off"` drops the access line (measurements; warnings stay)
+    let access_log = env
+        .var(ACCESS_LOG_VAR)
+        .map_or(true, |v| v.to_string().trim() != "off");
+    if access_log {
+        log_line(&log, &method, &path, false);
+    }
     Ok(resp)
 }
 
