@@ -119,7 +119,7 @@ fn main() {
                         now,
                     );
                 }
-                black_box(step);
+                let _ = black_box(step);
             }
             "request" => {
                 let req = Request {
