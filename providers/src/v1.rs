@@ -109,6 +109,9 @@ pub struct Prepared {
     pub op: Operation,
     /// The [`V1_PIN_HEADER`] value, `None` for the family route.
     pub pin: Option<String>,
+    /// The authenticated tenant's index (`None`: the implicit default/public tenant), whose
+    /// own provider credentials [`rewrite_attempt`] prefers.
+    pub tenant: Option<usize>,
 }
 
 impl Prepared {
@@ -152,13 +155,14 @@ pub fn prepare(
         .and_then(|f| config.v1_family(f))
         .and_then(|f| config.routes.get(f.route))
         .is_some_and(|r| r.public);
-    router
+    let tenant = router
         .authenticate(headers, public)
-        .map_err(|p| Answer::problem(&p, request_id))?;
+        .map_err(|p| Answer::problem(&p, request_id))?
+        .index;
     let (op, sel) =
         parse_v1(method, path, query, body).map_err(|p| Answer::problem(&p, request_id))?;
     let pin = plan(config, registry, &op, &sel, request_id)?;
-    Ok(Prepared { op, pin })
+    Ok(Prepared { op, pin, tenant })
 }
 
 /// Who may answer `op`: the pin of the generated route whose providers are exactly those
@@ -298,7 +302,8 @@ fn read_providers(family: &V1Family, config: &Config) -> Vec<usize> {
 /// Rewrites the engine's attempt into the attempted provider's own request: its plugin maps
 /// `op` (method, path and query on the provider's base URL, headers, body); the plugin's fixed
 /// headers replace the caller's of the same name; the engine's credential header is replaced
-/// by the plugin's for the provider's secret. Returns the attempt and the body to send.
+/// by the plugin's for the secret the engine would use (the tenant's own credential for this
+/// provider, else the provider's). Returns the attempt and the body to send.
 ///
 /// # Errors
 /// [`Unsupported`] when the provider has no plugin or cannot map `op` (answer it with
@@ -307,6 +312,7 @@ pub fn rewrite_attempt(
     router: &Router,
     registry: &Registry,
     op: &Operation,
+    tenant: Option<usize>,
     attempt: &Attempt,
 ) -> Result<(Attempt, Option<Vec<u8>>), Unsupported> {
     let p = &router.config.providers[attempt.provider];
@@ -325,9 +331,11 @@ pub fn rewrite_attempt(
         AuthScheme::Header(h, _) => h.to_ascii_lowercase(),
         _ => String::from("authorization"),
     };
-    let auth = p
-        .auth
-        .secret()
+    let tenant_cred = tenant
+        .and_then(|t| router.config.tenants.get(t))
+        .and_then(|t| t.credentials.get(&attempt.provider));
+    let auth = tenant_cred
+        .or_else(|| p.auth.secret())
         .and_then(|r| router.secret(r))
         .and_then(|s| plugin.auth_header(s.expose()));
     let mut set: HeaderList = plugin.default_headers();

@@ -231,7 +231,7 @@ fn attempts_are_rewritten_with_the_attempted_providers_plugin() {
         title: "t".into(),
         body: None,
     };
-    let (a, body) = rewrite_attempt(&r, &reg, &op, &attempt(&r, "gh")).unwrap();
+    let (a, body) = rewrite_attempt(&r, &reg, &op, None, &attempt(&r, "gh")).unwrap();
     assert_eq!(a.method, Method::Post);
     assert_eq!(
         a.url,
@@ -259,7 +259,7 @@ fn attempts_are_rewritten_with_the_attempted_providers_plugin() {
     );
 
     // Gitea: the engine's own credential header goes, the plugin's `token` scheme comes
-    let (a, _) = rewrite_attempt(&r, &reg, &op, &attempt(&r, "mirror")).unwrap();
+    let (a, _) = rewrite_attempt(&r, &reg, &op, None, &attempt(&r, "mirror")).unwrap();
     assert_eq!(
         a.url,
         "https://gitea.example.com/api/v1/repos/octocat/Hello-World/issues"
@@ -268,7 +268,7 @@ fn attempts_are_rewritten_with_the_attempted_providers_plugin() {
     assert_eq!(h(&a, "authorization"), ["token gitea-secret"]);
 
     // no secret configured: no credential at all
-    let (a, _) = rewrite_attempt(&r, &reg, &op, &attempt(&r, "ghe")).unwrap();
+    let (a, _) = rewrite_attempt(&r, &reg, &op, None, &attempt(&r, "ghe")).unwrap();
     assert!(h(&a, "authorization").is_empty());
     assert!(!a.headers.iter().any(|(n, _)| n == V1_PIN_HEADER));
 }
@@ -352,4 +352,33 @@ fn callers_are_authenticated_before_anything_about_the_config_is_told() {
         let body = String::from_utf8_lossy(&a.body);
         assert!(!body.contains("gh") && !body.contains("mirror"), "{body}");
     }
+}
+
+#[test]
+fn a_tenants_own_credential_is_sent_in_the_plugins_scheme() {
+    let raw: RawConfig = toml::from_str(&format!(
+        "{CFG}\n[[tenants]]\nname = \"agents\"\nkeys = [\"sha256:{}\"]\ncredentials = {{ mirror = \"env:AGENTS_GITEA\" }}\n",
+        "0".repeat(64)
+    ))
+    .unwrap();
+    let r = Router::new(raw.validate().unwrap(), |r| match r.to_string().as_str() {
+        "env:GITEA" => Some(String::from("gitea-secret")),
+        "env:AGENTS_GITEA" => Some(String::from("agents-secret")),
+        _ => None,
+    });
+    let op = Operation::GitGetRepo {
+        owner: "octocat".into(),
+        repo: "Hello-World".into(),
+    };
+    let auth = |tenant| {
+        let (a, _) =
+            rewrite_attempt(&r, &Registry::new(), &op, tenant, &attempt(&r, "mirror")).unwrap();
+        a.headers
+            .iter()
+            .filter(|(n, _)| n == "authorization")
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(auth(Some(0)), ["token agents-secret"]);
+    assert_eq!(auth(None), ["token gitea-secret"]);
 }

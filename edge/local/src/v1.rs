@@ -293,6 +293,7 @@ struct V1Host<'a> {
     live: &'a Live,
     registry: &'a Registry,
     op: &'a mosaic_providers::api::Operation,
+    tenant: Option<usize>,
     unsupported: Mutex<Option<Unsupported>>,
 }
 
@@ -308,17 +309,22 @@ impl Host for V1Host<'_> {
     }
 
     async fn fetch(&self, attempt: &Attempt) -> Result<UpstreamResponse<Body>, FetchError> {
-        let (a, body) =
-            match v1::rewrite_attempt(&self.live.router, self.registry, self.op, attempt) {
-                Ok(x) => x,
-                Err(u) => {
-                    // not an upstream failure: end the call (Forbidden is final) and answer 501/400
-                    if let Ok(mut slot) = self.unsupported.lock() {
-                        *slot = Some(u);
-                    }
-                    return Err(FetchError::Forbidden);
+        let (a, body) = match v1::rewrite_attempt(
+            &self.live.router,
+            self.registry,
+            self.op,
+            self.tenant,
+            attempt,
+        ) {
+            Ok(x) => x,
+            Err(u) => {
+                // not an upstream failure: end the call (Forbidden is final) and answer 501/400
+                if let Ok(mut slot) = self.unsupported.lock() {
+                    *slot = Some(u);
                 }
-            };
+                return Err(FetchError::Forbidden);
+            }
+        };
         let timeout = a.deadline.saturating_since(wall_now());
         if timeout.is_zero() {
             return Err(FetchError::Timeout);
@@ -409,6 +415,7 @@ pub async fn serve(
         live,
         registry: &registry,
         op: &prepared.op,
+        tenant: prepared.tenant,
         unsupported: Mutex::new(None),
     };
     let reply = driver::handle(&host, &live.router, &request, 0).await;
