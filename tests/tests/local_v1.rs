@@ -752,3 +752,64 @@ fn mosaic_providers_lists_the_thirteen_builtins() {
     }
     assert!(text.contains("git.get_repo"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_continues_on_a_provider_of_its_kind_only() {
+    let up = FixtureServer::start().await;
+    let gh = format!("{}/gh", up.url());
+    let mirror = format!("{}/gitea", up.url());
+    up.on(
+        "GET",
+        "/gh/repos/octocat/Hello-World/issues",
+        Reply::fixture(200, "github", "list_issues").header(
+            "link",
+            "<https://api.github.com/repositories/1296269/issues?page=2>; rel=\"next\"",
+        ),
+    );
+    up.on(
+        "GET",
+        "/gitea/repos/octocat/Hello-World/issues",
+        Reply::fixture(200, "gitea", "list_issues"),
+    );
+    let router = spawn(&pair_config(&gh, &mirror, ""));
+    let client = Client::new(&format!("http://127.0.0.1:{}", router.port));
+    let r = client.get("/v1/git/repos/octocat/Hello-World/issues").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = json(&r);
+    assert_eq!(v["provider"], "gh");
+    let cursor = v["next_cursor"]
+        .as_str()
+        .expect("a next cursor")
+        .to_string();
+
+    // page 2 goes to GitHub with its own page parameter
+    let page2 = format!("/v1/git/repos/octocat/Hello-World/issues?cursor={cursor}");
+    let r = client.get(&page2).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(json(&r)["provider"], "gh");
+    let last = up.seen().pop().expect("GitHub was asked");
+    assert!(last.target.contains("page=2"), "{}", last.target);
+
+    // GitHub failing: a GitHub cursor is not sent to the Gitea mirror
+    up.once(
+        "/gh/repos/octocat/Hello-World/issues",
+        (0..3).map(|_| Reply::json(503, &b"{\"message\":\"unavailable\"}"[..])),
+    );
+    let r = client.get(&page2).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(json(&r)["provider"], "gh");
+    assert_eq!(up.hits("/gitea/repos/octocat/Hello-World/issues"), 0);
+    // while a first page does fail over
+    up.once(
+        "/gh/repos/octocat/Hello-World/issues",
+        [Reply::json(503, &b"{\"message\":\"unavailable\"}"[..])],
+    );
+    let r = client.get("/v1/git/repos/octocat/Hello-World/issues").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(json(&r)["provider"], "mirror");
+    // and a cursor that is not ours is a clear 400
+    let r = client
+        .get("/v1/git/repos/octocat/Hello-World/issues?cursor=garbage!")
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+}
