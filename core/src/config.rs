@@ -500,15 +500,16 @@ impl SecretRef {
         let (kind, rest) = s.split_once(':').ok_or_else(|| {
             "expected a secret reference `env:NAME`, `file:/path` or `secret:NAME`; secrets are never written in the config itself".to_owned()
         })?;
-        if rest.is_empty() {
+        if rest.is_empty() && matches!(kind, "env" | "file" | "secret" | "var") {
             return Err(format!("`{kind}:` names nothing"));
         }
         match kind {
             "env" => Ok(SecretRef::Env(rest.into())),
             "file" => Ok(SecretRef::File(rest.into())),
             "secret" | "var" => Ok(SecretRef::Binding(rest.into())),
-            _ => Err(format!(
-                "unknown secret reference kind `{kind}`; expected env, file or secret"
+            // never echo any part of the value: a mistyped reference may be a pasted secret
+            _ => Err(String::from(
+                "not a secret reference: expected `env:NAME`, `file:/path` or `secret:NAME`; secrets are never written in the config itself",
             )),
         }
     }

@@ -184,3 +184,24 @@ fn unknown_fields_are_refused_by_the_parser() {
         assert!(msg.contains("unknown field"), "{msg}");
     }
 }
+
+#[test]
+fn a_mistyped_secret_reference_is_never_echoed() {
+    let e = errors(
+        r#"
+[server]
+admin_token = "sk_live:abcdef123456"
+[[providers]]
+id = "p"
+base_url = "https://p.example"
+auth = { scheme = "bearer", secret = "ghp_0123456789:abcdef" }
+"#,
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    for m in &e {
+        assert!(
+            !m.contains("sk_live") && !m.contains("abcdef") && !m.contains("ghp_"),
+            "{m}"
+        );
+    }
+}
