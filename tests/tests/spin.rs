@@ -17,10 +17,15 @@
 //!   (Spin shares state through its key-value store, checked by
 //!   [`state_persists_across_requests_and_restarts`]).
 
-use mosaic_tests::host::Running;
-use mosaic_tests::mock::{Behaviour, Mock};
-use mosaic_tests::scenarios::{self, provider, server, Client, UPSTREAM_TOKEN};
-use mosaic_tests::spin::SpinComponent;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mosaic_core::time::Instant;
+use mosaic_core::webhook::Scheme;
+use mosaic_providers::webhook::{preset_by_name, sign};
+use mosaic_tests::host::{Running, ADMIN_TOKEN};
+use mosaic_tests::mock::{Behaviour, Mock, Seen};
+use mosaic_tests::scenarios::{self, eventually, provider, server, Client, Resp, UPSTREAM_TOKEN};
+use mosaic_tests::spin::{SpinComponent, SpinRouter};
 
 /// The component, or `None` (skip) outside scripts/test-spin.
 fn spin() -> Option<SpinComponent> {
@@ -203,4 +208,404 @@ async fn config_from_the_spin_variable() {
     let c = Client::new(&r.base_url());
     assert_eq!(c.get("/a").await.from(), "two", "{}", r.logs());
     assert_eq!(c.state().await["config"], "variable");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request-head hardening (issue 7): core's `check_head` and the request target.
+// ---------------------------------------------------------------------------------------------
+
+/// Writes `raw` on a fresh connection and returns the answer (head and whatever body arrived
+/// before the server closed or 3 s passed).
+async fn raw_exchange(port: u16, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(raw).await.expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), read).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(answer: &str) -> &str {
+    answer.split(' ').nth(1).unwrap_or("")
+}
+
+/// Oversized heads are 431 problem+json from core's `check_head`; an absolute-form target from
+/// a client (which `wasmtime serve` hands the component as a full URI, unlike an origin-form
+/// one) is refused by core like on the local server; the smuggling shapes the runtime lets
+/// through cannot desynchronise the router and its upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_limits_absolute_form_and_smuggling() {
+    let Some(host) = spin() else { return };
+    let up = Mock::start("up", Behaviour::ok()).await;
+    let cfg = format!(
+        "{}{}[[routes]]\nname = \"r\"\nmatch = {{ path = \"/{{*rest}}\" }}\nproviders = [\"up\"]\n",
+        server("max_header_bytes = 4096\nmax_headers = 20"),
+        provider("up", &up.url())
+    );
+    let r = host.spawn(&cfg).expect("start");
+    let c = Client::new(&r.base_url());
+
+    // header bytes over the limit
+    let big = "y".repeat(5000);
+    let resp = c.send("GET", "/a", &[("x-big", &big)], Vec::new()).await;
+    assert_eq!(resp.status, 431, "{resp:?}");
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(resp.body.contains("headers-too-large"), "{}", resp.body);
+    // too many headers
+    let names: Vec<String> = (0..30).map(|i| format!("x-h{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let resp = c.send("GET", "/a", &many, Vec::new()).await;
+    assert_eq!(resp.status, 431, "{resp:?}");
+    assert_eq!(up.hits(), 0, "nothing over a limit reaches an upstream");
+
+    // origin-form is served; absolute-form is refused by core (400 problem+json)
+    let ok = raw_exchange(
+        r.port,
+        b"GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&ok), "200", "{ok}");
+    for target in ["http://evil.example/a", "http://127.0.0.1/_mosaic/health"] {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let answer = raw_exchange(r.port, raw.as_bytes()).await;
+        assert_eq!(
+            status_of(&answer),
+            "400",
+            "{target}: {answer}\n{}",
+            r.logs()
+        );
+        assert!(
+            answer.contains("application/problem+json"),
+            "{target}: {answer}"
+        );
+    }
+    assert_eq!(
+        up.hits(),
+        1,
+        "only the origin-form request reached the upstream"
+    );
+
+    // `Transfer-Encoding: gzip, chunked`: the runtime's HTTP server decodes the chunked framing
+    // and drops the header before the component sees it (so core's check cannot see it); the
+    // upstream gets exactly the decoded body, framed by the runtime's own client
+    let answer = raw_exchange(
+        r.port,
+        b"POST /smuggle HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /second HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&answer), "200", "{answer}");
+    let seen = up.seen();
+    let s = seen.last().expect("forwarded");
+    assert_eq!(s.target, "/smuggle");
+    assert_eq!(&s.body[..], b"hello");
+    // the runtime's client frames the body itself (chunked, one coding): never the caller's
+    assert!(
+        s.header("transfer-encoding")
+            .is_none_or(|te| te == "chunked"),
+        "{:?}",
+        s.header("transfer-encoding")
+    );
+    assert!(
+        !seen.iter().any(|s| s.target == "/second"),
+        "the bytes after the chunked body were not read as a request"
+    );
+    // shapes the runtime refuses itself, before the component: a bare `gzip` coding and
+    // conflicting lengths are 400
+    for raw in [
+        &b"POST /a HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\nxx"[..],
+        &b"POST /a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello!"[..],
+    ] {
+        let answer = raw_exchange(r.port, raw).await;
+        assert_eq!(status_of(&answer), "400", "{answer}");
+    }
+    assert_eq!(up.hits(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks (issue 6) under Spin's per-request model.
+// ---------------------------------------------------------------------------------------------
+
+/// The endpoint's GitHub secret (Spin variable `mosaic_test_hook_secret`).
+const HOOK_SECRET: &str = "gh-hook-secret-3f9a1c";
+/// The destination's Standard Webhooks signing secret (`mosaic_test_dest_secret`).
+const DEST_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn now() -> Instant {
+    let us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    Instant::from_micros(us)
+}
+
+/// One GitHub endpoint `gh` forwarding to `dest` (signed, `attempts` attempts).
+fn hook_config(dest: &str, attempts: u32) -> String {
+    format!(
+        "{}[[webhooks]]\nname = \"gh\"\nscheme = \"github\"\nsecrets = [\"env:MOSAIC_TEST_HOOK_SECRET\"]\nmax_body_bytes = 4096\ndestinations = [{{ url = \"{dest}\", allow_private = true, sign_secret = \"env:MOSAIC_TEST_DEST_SECRET\", attempts = {attempts} }}]\n",
+        server("")
+    )
+}
+
+fn start_hooks(host: &SpinComponent, cfg: &str) -> SpinRouter {
+    host.spawn_with(
+        Some(cfg),
+        &[
+            ("mosaic_test_hook_secret", HOOK_SECRET),
+            ("mosaic_test_dest_secret", DEST_SECRET),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("spin did not start: {e}\nconfig:\n{cfg}"))
+}
+
+fn hook_body(n: u32) -> Vec<u8> {
+    format!(
+        r#"{{"action":"opened","issue":{{"number":{n},"title":"t{n}"}},"repository":{{"full_name":"o/r"}}}}"#
+    )
+    .into_bytes()
+}
+
+/// The headers GitHub would send with `body` as delivery `id`, signed with `secret`.
+fn github_headers(secret: &str, body: &[u8], id: &str) -> Vec<(String, String)> {
+    let preset = preset_by_name("github").expect("github preset");
+    let mut h = sign(
+        preset,
+        secret.as_bytes(),
+        body,
+        None,
+        id,
+        Some("issues"),
+        now(),
+    )
+    .expect("sign");
+    h.push((
+        String::from("content-type"),
+        String::from("application/json"),
+    ));
+    h
+}
+
+async fn post_hook(c: &Client, headers: &[(String, String)], body: Vec<u8>) -> Resp {
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    c.send("POST", "/hooks/gh", &h, body).await
+}
+
+async fn deliver(c: &Client, n: u32, id: &str) -> Resp {
+    let b = hook_body(n);
+    post_hook(c, &github_headers(HOOK_SECRET, &b, id), b).await
+}
+
+async fn admin(c: &Client, method: &str, path: &str) -> Resp {
+    c.send(
+        method,
+        path,
+        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        Vec::new(),
+    )
+    .await
+}
+
+fn ce(s: &Seen) -> serde_json::Value {
+    serde_json::from_slice(&s.body).expect("the forwarded body is JSON")
+}
+
+/// A genuine GitHub delivery is answered 200 and forwarded, as a signed CloudEvent, by the
+/// one attempt made before answering; a redelivery is a marked duplicate and not forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_genuine_forwarded_inline_and_duplicate_not_again() {
+    let Some(host) = spin() else { return };
+    let dest = Mock::start("dest", Behaviour::ok()).await;
+    let r = start_hooks(&host, &hook_config(&format!("{}/events", dest.url()), 3));
+    let c = Client::new(&r.base_url());
+    let resp = deliver(&c, 7, "d-genuine-1").await;
+    assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
+    let ack: serde_json::Value = serde_json::from_str(&resp.body).expect("ack JSON");
+    assert_eq!(ack["status"], "accepted");
+    assert_eq!(ack["id"], "d-genuine-1");
+    assert_eq!(ack["destinations"], 1);
+    assert!(resp.header("x-mosaic-duplicate").is_none());
+    // the attempt is made before the answer: it has arrived already
+    assert_eq!(
+        dest.hits(),
+        1,
+        "not forwarded before answering:\n{}",
+        r.logs()
+    );
+    let seen = &dest.seen()[0];
+    assert_eq!(seen.target, "/events");
+    assert_eq!(
+        seen.header("content-type"),
+        Some("application/cloudevents+json")
+    );
+    let ev = ce(seen);
+    assert_eq!(ev["id"], "d-genuine-1");
+    assert_eq!(ev["type"], "com.github.issues.opened");
+    assert_eq!(ev["data"]["issue"]["number"], 7);
+    assert_eq!(seen.header("webhook-id"), Some("d-genuine-1"));
+    let verified = mosaic_core::webhook::verify(
+        &Scheme::StandardWebhooks,
+        &[DEST_SECRET.as_bytes()],
+        &seen.headers,
+        &seen.body,
+        None,
+        now(),
+        None,
+    );
+    assert!(verified.is_ok(), "{verified:?}");
+    assert!(
+        r.kv_get("hooks:pending:gh:d-genuine-1:0").is_none(),
+        "a delivered event leaves no pending record"
+    );
+
+    // the same delivery again, and the same body under a fresh id: duplicates
+    for id in ["d-genuine-1", "d-genuine-fresh-id"] {
+        let again = deliver(&c, 7, id).await;
+        assert_eq!(again.status, 200, "{again:?}");
+        assert_eq!(
+            again.header("x-mosaic-duplicate"),
+            Some("true"),
+            "{again:?}"
+        );
+        let ack: serde_json::Value = serde_json::from_str(&again.body).expect("JSON");
+        assert_eq!(ack["status"], "duplicate");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(dest.hits(), 1, "a duplicate was forwarded");
+    let logs = r.logs();
+    assert!(logs.contains("webhook delivery received"), "{logs}");
+    assert!(logs.contains("\"outcome\":\"delivered\""), "{logs}");
+    assert!(!logs.contains(HOOK_SECRET) && !logs.contains(DEST_SECRET));
+}
+
+/// Forged, wrongly signed and unsigned deliveries are 401 problem+json that never show the
+/// secret; an unknown endpoint is 404; nothing is forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_forged_is_401_problem_without_the_secret() {
+    let Some(host) = spin() else { return };
+    let dest = Mock::start("dest", Behaviour::ok()).await;
+    let r = start_hooks(&host, &hook_config(&format!("{}/events", dest.url()), 3));
+    let c = Client::new(&r.base_url());
+    let b = hook_body(1);
+    let resp = post_hook(
+        &c,
+        &github_headers("not-the-secret", &b, "d-forged"),
+        b.clone(),
+    )
+    .await;
+    assert_eq!(resp.status, 401, "{resp:?}\n{}", r.logs());
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/problem+json")
+    );
+    let p: serde_json::Value = serde_json::from_str(&resp.body).expect("problem JSON");
+    assert_eq!(p["status"], 401);
+    assert!(
+        p["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("webhook-rejected")),
+        "{p}"
+    );
+    assert!(!resp.body.contains(HOOK_SECRET) && !resp.body.contains("not-the-secret"));
+    // a genuine signature over another body
+    let resp = post_hook(
+        &c,
+        &github_headers(HOOK_SECRET, &b, "d-forged-2"),
+        hook_body(2),
+    )
+    .await;
+    assert_eq!(resp.status, 401, "{resp:?}");
+    // no signature at all
+    let unsigned = [(String::from("x-github-event"), String::from("issues"))];
+    let resp = post_hook(&c, &unsigned, b).await;
+    assert_eq!(resp.status, 401, "{resp:?}");
+    let resp = c.send("POST", "/hooks/nope", &[], hook_body(1)).await;
+    assert_eq!(resp.status, 404, "{resp:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(dest.hits(), 0);
+    let logs = r.logs();
+    assert!(
+        !logs.contains(HOOK_SECRET) && !logs.contains("not-the-secret"),
+        "{logs}"
+    );
+}
+
+/// A destination that fails the attempt made before answering gets the event later: the
+/// delivery is parked in the KV outbox and a later, unrelated request resumes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_parked_then_resumed_by_a_later_request() {
+    let Some(host) = spin() else { return };
+    let dest = Mock::start("dest", Behaviour::ok()).await;
+    dest.script([Behaviour::status(503)]);
+    let r = start_hooks(&host, &hook_config(&format!("{}/events", dest.url()), 5));
+    let c = Client::new(&r.base_url());
+    let resp = deliver(&c, 9, "d-parked").await;
+    assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
+    assert_eq!(dest.hits(), 1, "one attempt before answering");
+    assert!(
+        r.kv_get("hooks:pending:gh:d-parked:0").is_some(),
+        "the failed delivery is parked in the outbox:\n{}",
+        r.logs()
+    );
+    // nothing runs between requests: later requests (any path) make the progress
+    let resumed = eventually(Duration::from_secs(15), || async {
+        let _ = c.get("/_mosaic/health").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        dest.answered()
+            .iter()
+            .any(|(s, st)| *st == Some(200) && ce(s)["id"] == "d-parked")
+    })
+    .await;
+    assert!(resumed, "never resumed:\n{}", r.logs());
+    let gone = eventually(Duration::from_secs(3), || async {
+        r.kv_get("hooks:pending:gh:d-parked:0").is_none()
+    })
+    .await;
+    assert!(gone, "the pending record stays after delivery");
+    assert_eq!(dest.hits(), 2, "resumed exactly once");
+    assert!(r.logs().contains("resumed from the outbox"), "{}", r.logs());
+}
+
+/// A permanent refusal dead-letters at once; the admin API lists the letter and replays it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_dead_letters_listed_and_replayed() {
+    let Some(host) = spin() else { return };
+    let dest = Mock::start("dest", Behaviour::ok()).await;
+    dest.script([Behaviour::status(404)]);
+    let r = start_hooks(&host, &hook_config(&format!("{}/events", dest.url()), 3));
+    let c = Client::new(&r.base_url());
+    let resp = deliver(&c, 4, "d/dead").await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let list = admin(&c, "GET", "/_mosaic/hooks/dead?endpoint=gh").await;
+    assert_eq!(list.status, 200, "{list:?}");
+    let v: serde_json::Value = serde_json::from_str(&list.body).expect("JSON");
+    let letters = v["dead_letters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(letters.len(), 1, "{v}");
+    assert_eq!(letters[0]["id"], "gh:d/dead:0");
+    assert_eq!(letters[0]["last_error"], "destination answered 404");
+    let unauth = c.get("/_mosaic/hooks/dead").await;
+    assert_eq!(unauth.status, 401);
+    let replay = admin(&c, "POST", "/_mosaic/hooks/dead/gh:d%2Fdead:0/replay").await;
+    assert_eq!(replay.status, 202, "{replay:?}\n{}", r.logs());
+    let v: serde_json::Value = serde_json::from_str(&replay.body).expect("JSON");
+    assert_eq!(v["status"], "delivered", "{v}");
+    assert_eq!(dest.hits(), 2);
+    let again = admin(&c, "POST", "/_mosaic/hooks/dead/gh:d%2Fdead:0/replay").await;
+    assert_eq!(again.status, 404, "{again:?}");
+    let list = admin(&c, "GET", "/_mosaic/hooks/dead").await;
+    assert!(list.body.contains("\"dead_letters\":[]"), "{}", list.body);
 }

@@ -12,6 +12,7 @@
 //!   resolved on Spin (no filesystem) and stay unset.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use mosaic_core::config::SecretRef;
 use mosaic_core::{Config, RawConfig, Router};
@@ -26,8 +27,8 @@ pub const GOOD_KEY: &str = "mosaic:config:good";
 
 /// A configuration ready to serve.
 pub struct Loaded {
-    /// The router, secrets resolved.
-    pub router: Router,
+    /// The router, secrets resolved (shared with work that runs after the response).
+    pub router: Rc<Router>,
     /// The text it was built from.
     pub text: String,
     /// `variable`, `kv` or `fallback`.
@@ -123,7 +124,7 @@ pub async fn load(store: Option<&Store>) -> Result<Loaded, Vec<String>> {
     };
     match parse(&text) {
         Ok(config) => Ok(Loaded {
-            router: router(config).await,
+            router: Rc::new(router(config).await),
             text,
             source,
             rejected: None,
@@ -132,7 +133,7 @@ pub async fn load(store: Option<&Store>) -> Result<Loaded, Vec<String>> {
             let good = text_from_store(store, GOOD_KEY).await;
             match good.as_deref().map(parse) {
                 Some(Ok(config)) => Ok(Loaded {
-                    router: router(config).await,
+                    router: Rc::new(router(config).await),
                     text: good.unwrap_or_default(),
                     source: "fallback",
                     rejected: Some(errors),

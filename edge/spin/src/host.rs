@@ -115,7 +115,7 @@ impl Body for UpBody {
 }
 
 /// Whichever of two futures finishes first (`Ok` = the first).
-async fn race<A: Future, B: Future>(a: A, b: B) -> Result<A::Output, B::Output> {
+pub(crate) async fn race<A: Future, B: Future>(a: A, b: B) -> Result<A::Output, B::Output> {
     let mut a = core::pin::pin!(a);
     let mut b = core::pin::pin!(b);
     core::future::poll_fn(|cx| {
@@ -131,7 +131,7 @@ async fn race<A: Future, B: Future>(a: A, b: B) -> Result<A::Output, B::Output> 
 }
 
 /// Headers a wasi:http client refuses to send (hop-by-hop, or set by the runtime).
-fn forbidden_outbound(name: &str) -> bool {
+pub(crate) fn forbidden_outbound(name: &str) -> bool {
     [
         "host",
         "connection",
@@ -147,7 +147,7 @@ fn forbidden_outbound(name: &str) -> bool {
 }
 
 /// Maps a wasi:http error to core's failure classes, once, here.
-fn classify(e: &ErrorCode) -> FetchError {
+pub(crate) fn classify_error(e: &ErrorCode) -> FetchError {
     match e {
         ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => FetchError::Forbidden,
         ErrorCode::DnsTimeout
@@ -311,7 +311,7 @@ impl Host for SpinHost {
         let sent = race(spin_sdk::http::send(req), spin_sdk::time::sleep(timeout)).await;
         let resp = match sent {
             Err(()) => return Err(FetchError::Timeout),
-            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Err(e)) => return Err(classify_error(&e)),
             Ok(Ok(r)) => r,
         };
         let status = resp.status().as_u16();

@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Either, Full};
 use mosaic_core::admin::{state_json, CacheStats};
 use mosaic_core::driver::{self, Reply, ReplyBody, RequestLog};
 use mosaic_core::engine::{classify, Endpoint, Request};
+use mosaic_core::head::{check_head, Framing, HeadLimits};
 use mosaic_core::http::Method;
 use mosaic_core::problem::{Problem, ProblemKind};
 use mosaic_core::region::Locality;
@@ -27,13 +28,14 @@ use spin_sdk::http_service;
 use spin_sdk::key_value::Store;
 
 pub mod config;
+pub mod hooks;
 pub mod host;
 
 use host::{wall_now, SpinHost, UpBody};
 
 /// The body of every answer: bytes, or an upstream stream.
 pub type OutBody = Either<Full<Bytes>, UpBody>;
-type Out = http::Response<OutBody>;
+pub(crate) type Out = http::Response<OutBody>;
 
 /// The store kind shown by health and state.
 const STORE_KIND: &str = "spin-kv";
@@ -47,7 +49,7 @@ pub fn warn(message: &str) {
 }
 
 /// 64 random bits (the std hasher's per-instance keys come from `wasi:random/insecure-seed`).
-fn random_u64(salt: u64) -> u64 {
+pub(crate) fn random_u64(salt: u64) -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(wall_now().as_micros());
     h.write_u64(salt);
@@ -77,13 +79,18 @@ fn response(reply: Reply<UpBody>) -> Out {
     r
 }
 
-fn problem_response(p: &Problem, id: &str) -> (Out, RequestLog) {
+pub(crate) fn problem_response(p: &Problem, id: &str) -> (Out, RequestLog) {
     let reply: Reply<UpBody> = driver::problem(p, id);
     let log = reply.log.clone();
     (response(reply), log)
 }
 
-fn bytes_response(status: u16, content_type: &'static str, body: String, id: &str) -> Out {
+pub(crate) fn bytes_response(
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    id: &str,
+) -> Out {
     let mut r = http::Response::new(Either::Left(Full::new(Bytes::from(body))));
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
     r.headers_mut().insert(
@@ -92,6 +99,22 @@ fn bytes_response(status: u16, content_type: &'static str, body: String, id: &st
     );
     if let Ok(v) = http::HeaderValue::from_str(id) {
         r.headers_mut().insert("x-mosaic-request-id", v);
+    }
+    r
+}
+
+/// An answer from a status, headers and bytes (headers that do not parse are dropped).
+pub(crate) fn bytes_out(status: u16, headers: &[(String, String)], body: Vec<u8>) -> Out {
+    let mut r = http::Response::new(Either::Left(Full::new(Bytes::from(body))));
+    *r.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    for (n, v) in headers {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(n.as_bytes()),
+            http::HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            r.headers_mut().append(n, v);
+        }
     }
     r
 }
@@ -164,7 +187,7 @@ async fn handle(req: SpinRequest) -> Out {
 /// What a proxied request needs after the reply: the router and the host, shared with a
 /// background refresh.
 struct Ctx {
-    router: Router,
+    router: Rc<Router>,
     host: SpinHost,
 }
 
@@ -203,6 +226,47 @@ async fn serve(req: SpinRequest, id: &str) -> (Out, RequestLog) {
             errors.join("; ")
         ));
     }
+    let router = Rc::clone(&loaded.router);
+    let out = dispatch(req, id, store, loaded).await;
+    // webhook deliveries parked in the outbox make progress only when requests arrive
+    hooks::spawn_outbox_work(router);
+    out
+}
+
+/// Spin's own request headers (`spin-full-url`, `spin-path-info`, …): their presence means the
+/// runtime is Spin, which always hands the component an absolute URI built from `Host`.
+const SPIN_RUNTIME_HEADERS: [&str; 4] = [
+    "spin-full-url",
+    "spin-path-info",
+    "spin-matched-route",
+    "spin-client-addr",
+];
+
+/// The request target to hand core. `wasmtime serve` (and any wasi:http runtime that keeps the
+/// request as received) gives an origin-form target as a path and a client's absolute-form
+/// target as a full URI: the whole URI goes to core, which refuses it. Spin rewrites *every*
+/// request URI to `scheme://Host/path` before the component sees it, so there an absolute URI
+/// is the runtime's and only its path and query are the target (see the README).
+fn request_target(uri: &http::Uri, headers: &[(String, String)]) -> String {
+    let spin_runtime = headers.iter().any(|(n, _)| {
+        SPIN_RUNTIME_HEADERS
+            .iter()
+            .any(|h| n.eq_ignore_ascii_case(h))
+    });
+    if uri.authority().is_some() && !spin_runtime {
+        uri.to_string()
+    } else {
+        uri.path_and_query()
+            .map_or_else(|| String::from("/"), |pq| pq.as_str().to_string())
+    }
+}
+
+async fn dispatch(
+    req: SpinRequest,
+    id: &str,
+    store: Option<Store>,
+    loaded: config::Loaded,
+) -> (Out, RequestLog) {
     let server = loaded.router.config.server.clone();
     let plain_log = || RequestLog {
         request_id: id.to_string(),
@@ -211,29 +275,28 @@ async fn serve(req: SpinRequest, id: &str) -> (Out, RequestLog) {
         ..RequestLog::default()
     };
 
-    // limits first, as on the local server
-    let head_bytes: u64 = req
+    // limits and framing first (core's `check_head`, as on the local server), over the headers
+    // as the component receives them: the runtime has already decoded the framing and drops
+    // hop-by-hop headers (`Transfer-Encoding`, `Host`, …) before the component sees them
+    let all: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(n, v)| (n.as_str().len() + v.len() + 4) as u64)
-        .sum();
-    if req.headers().len() > server.max_headers as usize || head_bytes > server.max_header_bytes {
-        let p = Problem::new(
-            ProblemKind::HeadersTooLarge,
-            format!(
-                "request headers exceed the limit ({} headers, {head_bytes} bytes; at most {} headers and {} bytes)",
-                req.headers().len(),
-                server.max_headers,
-                server.max_header_bytes
-            ),
-        );
-        return problem_response(&p, id);
-    }
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<u64>().ok());
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let limits = HeadLimits {
+        max_headers: usize::try_from(server.max_headers).unwrap_or(usize::MAX),
+        max_header_bytes: usize::try_from(server.max_header_bytes).unwrap_or(usize::MAX),
+    };
+    let declared = match check_head(&all, &limits) {
+        Ok(Framing::Length(n)) => Some(n),
+        Ok(_) => None,
+        Err(p) => return problem_response(&p, id),
+    };
     if let Some(n) = declared.filter(|&n| n > server.max_body_bytes) {
         let p = Problem::new(
             ProblemKind::PayloadTooLarge,
@@ -251,20 +314,7 @@ async fn serve(req: SpinRequest, id: &str) -> (Out, RequestLog) {
         );
         return problem_response(&p, id);
     };
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| String::from("/"), |pq| pq.as_str().to_string());
-    let all: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let target = request_target(req.uri(), &all);
     let ip = client_ip(&all);
     // Spin's own `spin-*` request headers describe the platform, not the caller
     let headers: Vec<(String, String)> = all
@@ -285,7 +335,7 @@ async fn serve(req: SpinRequest, id: &str) -> (Out, RequestLog) {
     });
 
     let seed = random_u64(0x73_7461_7465);
-    let state = SpinHost::load_state(&loaded.router.config, store.as_ref(), seed).await;
+    let mut state = SpinHost::load_state(&loaded.router.config, store.as_ref(), seed).await;
 
     match classify(&target) {
         Endpoint::Health => {
@@ -328,6 +378,9 @@ async fn serve(req: SpinRequest, id: &str) -> (Out, RequestLog) {
                     }
                     bytes_response(200, "application/json", v.to_string(), id)
                 }
+                (m, r) if r.starts_with("hooks/") => {
+                    hooks::admin(store.as_ref(), &loaded.router, m, r, &target, id).await
+                }
                 (Method::Post, "reload") => match (&loaded.rejected, &store) {
                     (Some(errors), _) => {
                         return config_problem(
@@ -366,7 +419,7 @@ async fn serve(req: SpinRequest, id: &str) -> (Out, RequestLog) {
                         &Problem::new(
                             ProblemKind::NoRoute,
                             format!(
-                                "{} /_mosaic/{rest} is not an admin endpoint; try GET health, GET metrics, GET state, POST reload",
+                                "{} /_mosaic/{rest} is not an admin endpoint; try GET health, GET metrics, GET state, POST reload, GET hooks/dead",
                                 method.as_str()
                             ),
                         ),
@@ -376,16 +429,20 @@ async fn serve(req: SpinRequest, id: &str) -> (Out, RequestLog) {
             };
             (resp, plain_log())
         }
-        Endpoint::Hook(name) => problem_response(
-            &Problem::new(
-                ProblemKind::NoRoute,
-                format!(
-                    "no webhook endpoint `{}` is served by this host",
-                    name.split('?').next().unwrap_or(name)
-                ),
-            ),
-            id,
-        ),
+        Endpoint::Hook(name) => {
+            hooks::receive(
+                store.as_ref(),
+                &loaded.router,
+                &mut state,
+                req,
+                name,
+                &target,
+                &headers,
+                declared,
+                id,
+            )
+            .await
+        }
         Endpoint::Proxy => {
             let max_body = usize::try_from(server.max_body_bytes).unwrap_or(usize::MAX);
             let max_cache_body = usize::try_from(server.max_cache_body_bytes).unwrap_or(usize::MAX);
