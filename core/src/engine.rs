@@ -533,12 +533,17 @@ impl Router {
         let mut limit_headers = HeaderList::new();
         let mut updates: Vec<(String, Instant)> = Vec::new();
         let checks = [
-            (t.and_then(|t| t.limit), format!("t:{}", tenant.name)),
-            (route.limit, format!("tr:{}:{}", tenant.name, route.name)),
+            (t.and_then(|t| t.limit), LimitScope::Tenant),
+            (route.limit, LimitScope::TenantRoute),
         ];
         let mut tightest: Option<limit::Decision> = None;
-        for (l, key) in checks {
+        for (l, scope) in checks {
             let Some(l) = l else { continue };
+            // keys are built only for limits that exist: most requests have none
+            let key = match scope {
+                LimitScope::Tenant => format!("t:{}", tenant.name),
+                LimitScope::TenantRoute => format!("tr:{}:{}", tenant.name, route.name),
+            };
             let d = limit::check(&l, state.limiters.get(&key).copied(), now);
             if !d.allowed {
                 state.metrics.count_rate_limited(&tenant.name);
@@ -608,6 +613,12 @@ impl Router {
     }
 }
 
+#[derive(Clone, Copy)]
+enum LimitScope {
+    Tenant,
+    TenantRoute,
+}
+
 fn bearer<H: Headers + ?Sized>(h: &H) -> Option<&str> {
     let v = h.header("authorization")?;
     let (scheme, rest) = v.split_once(' ')?;
@@ -642,7 +653,9 @@ pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut 
             let n = n.as_str();
             !is_hop_by_hop(n, connection)
                 && !PROXY_SET.iter().any(|h| h.eq_ignore_ascii_case(n))
-                && !n.to_ascii_lowercase().starts_with("x-mosaic-")
+                && !n
+                    .get(..9)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("x-mosaic-"))
                 && (forward_caller_auth
                     || !CALLER_CREDENTIALS.iter().any(|h| h.eq_ignore_ascii_case(n)))
         })
@@ -681,17 +694,31 @@ pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut 
         .header("traceparent")
         .filter(|t| valid_traceparent(t));
     out.retain(|(n, _)| !n.eq_ignore_ascii_case("traceparent"));
-    let span = format!("{:016x}", rng.next_u64() | 1);
-    let tp = match incoming {
-        Some(t) => format!("00-{}-{span}-{}", &t[3..35], &t[53..55]),
-        None => format!(
-            "00-{:016x}{:016x}-{span}-01",
-            rng.next_u64() | 1,
-            rng.next_u64()
-        ),
-    };
+    // same draw order as ever: span id first, then a new trace id
+    let span = rng.next_u64() | 1;
+    let mut tp = String::with_capacity(55);
+    tp.push_str("00-");
+    match incoming {
+        Some(t) => tp.push_str(&t[3..35]),
+        None => {
+            push_hex(&mut tp, rng.next_u64() | 1);
+            push_hex(&mut tp, rng.next_u64());
+        }
+    }
+    tp.push('-');
+    push_hex(&mut tp, span);
+    tp.push('-');
+    tp.push_str(incoming.map_or("01", |t| &t[53..55]));
     out.push((String::from("traceparent"), tp));
     out
+}
+
+/// Appends 16 lowercase hex digits.
+fn push_hex(out: &mut String, v: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..16).rev() {
+        out.push(char::from(HEX[((v >> (i * 4)) & 0xf) as usize]));
+    }
 }
 
 fn valid_traceparent(t: &str) -> bool {
@@ -988,11 +1015,13 @@ impl Call {
             headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&h.0));
             headers.push(h);
         }
-        let url = format!(
-            "{}{}",
-            provider.base_url.origin(),
-            join_target(&provider.base_url.path, &self.path_and_query, None)
+        let origin = provider.base_url.origin();
+        let mut url = String::with_capacity(
+            origin.len() + provider.base_url.path.len() + self.path_and_query.len(),
         );
+        url.push_str(&origin);
+        url.push_str(&provider.base_url.path);
+        url.push_str(&self.path_and_query);
         let deadline = (now + route.timeout.per_try).min(self.deadline);
         self.attempts.push(AttemptRecord {
             id,

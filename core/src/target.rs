@@ -62,72 +62,65 @@ pub fn parse_target(raw: &str) -> Result<Target<'_>, TargetError> {
     if raw.len() > 8192 {
         return Err(TargetError::TooLong);
     }
-    let (path, query) = match raw.split_once('?') {
+    let (before_fragment, _) = raw.split_once('#').unwrap_or((raw, ""));
+    let (path, query) = match before_fragment.split_once('?') {
         Some((p, q)) => (p, Some(q)),
-        None => (raw, None),
+        None => (before_fragment, None),
     };
-    let path = path.split('#').next().unwrap_or("");
-    if !path.starts_with('/') || path.starts_with("//") {
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') || b.get(1) == Some(&b'/') {
         return Err(TargetError::NotOriginForm);
     }
-    for b in raw.bytes() {
-        if b <= 0x20 || b >= 0x7f || b == b'\\' {
-            return Err(TargetError::ForbiddenCharacter);
-        }
-    }
-    if path.contains('@') {
+    // the whole target (query and fragment included) must be printable ASCII without '\'
+    if raw.bytes().any(|x| x <= 0x20 || x >= 0x7f || x == b'\\') {
         return Err(TargetError::ForbiddenCharacter);
     }
-    let segments = path[1..].split('/');
-    let count = path[1..].split('/').count();
-    for (i, seg) in segments.enumerate() {
-        if seg.is_empty() && i + 1 != count {
-            return Err(TargetError::EmptySegment);
-        }
-        let decoded_dots = decoded_is_dots(seg)?;
-        if decoded_dots {
-            return Err(TargetError::DotSegment);
+    // one pass over the path: '@', empty and dot segments, encoded delimiters
+    let mut i = 1;
+    let mut seg_len = 0usize; // decoded length of the current segment
+    let mut seg_dots = true; // every byte of the current segment is a literal '.'
+    loop {
+        match b.get(i).copied() {
+            c @ (None | Some(b'/')) => {
+                if seg_len == 0 && c.is_some() {
+                    return Err(TargetError::EmptySegment);
+                }
+                if seg_dots && (seg_len == 1 || seg_len == 2) {
+                    return Err(TargetError::DotSegment);
+                }
+                if c.is_none() {
+                    break;
+                }
+                seg_len = 0;
+                seg_dots = true;
+                i += 1;
+            }
+            Some(b'%') => {
+                let hi = b.get(i + 1).and_then(|x| hex_val(*x));
+                let lo = b.get(i + 2).and_then(|x| hex_val(*x));
+                let (Some(hi), Some(lo)) = (hi, lo) else {
+                    return Err(TargetError::EncodedDelimiter);
+                };
+                // an encoded '/', '\', NUL or '.' is never needed in a path: only tricks use them
+                if matches!((hi << 4) | lo, b'/' | b'\\' | 0 | b'.') {
+                    return Err(TargetError::EncodedDelimiter);
+                }
+                seg_len += 1;
+                seg_dots = false;
+                i += 3;
+            }
+            Some(b'@') => return Err(TargetError::ForbiddenCharacter),
+            Some(x) => {
+                seg_len += 1;
+                seg_dots &= x == b'.';
+                i += 1;
+            }
         }
     }
     if let Some(q) = query {
         check_percent(q)?;
     }
     Ok(Target { path, query })
-}
-
-/// Whether the segment, percent-decoded, is `.` or `..`; refuses encoded `/` and `\`.
-fn decoded_is_dots(seg: &str) -> Result<bool, TargetError> {
-    let bytes = seg.as_bytes();
-    let mut i = 0;
-    let mut decoded_len = 0usize;
-    let mut all_dots = true;
-    while i < bytes.len() {
-        let c = if bytes[i] == b'%' {
-            let hi = bytes.get(i + 1).and_then(|b| hex_val(*b));
-            let lo = bytes.get(i + 2).and_then(|b| hex_val(*b));
-            let (Some(hi), Some(lo)) = (hi, lo) else {
-                return Err(TargetError::EncodedDelimiter);
-            };
-            i += 3;
-            let c = (hi << 4) | lo;
-            if matches!(c, b'/' | b'\\' | 0) {
-                return Err(TargetError::EncodedDelimiter);
-            }
-            if c == b'.' {
-                // an encoded dot is never needed in a path and only used for traversal tricks
-                return Err(TargetError::EncodedDelimiter);
-            }
-            c
-        } else {
-            i += 1;
-            bytes[i - 1]
-        };
-        decoded_len += 1;
-        if c != b'.' {
-            all_dots = false;
-        }
-    }
-    Ok(all_dots && (decoded_len == 1 || decoded_len == 2))
 }
 
 fn check_percent(s: &str) -> Result<(), TargetError> {
