@@ -272,3 +272,28 @@ pub async fn current(
         fresh
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn parse_names_key_paths_and_lines() {
+        let errs = parse("[server]\nlistenn = 1\n").err().unwrap_or_default();
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].starts_with("server.listenn: unknown field"),
+            "{errs:?}"
+        );
+        let errs =
+            parse("[[routes]]\nname = \"r\"\nmatch = { path = \"/x\" }\nproviders = [\"ghost\"]\n")
+                .err()
+                .unwrap_or_default();
+        assert!(
+            errs.iter().any(|e| e.contains("routes[0].providers[0]")),
+            "{errs:?}"
+        );
+        assert!(parse("not toml = = 1").is_err());
+        assert!(parse("").is_ok(), "an empty config is valid (no routes)");
+    }
+}

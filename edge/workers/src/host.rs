@@ -282,23 +282,23 @@ fn forbidden_outbound(name: &str) -> bool {
     .any(|f| name.eq_ignore_ascii_case(f))
 }
 
-/// Maps a failed `fetch` to core's failure classes, once, here. Only failures that prove
-/// nothing was sent count as `Connect` (a POST may then be retried elsewhere).
+/// Maps a failed `fetch` to core's failure classes, once, here. Only a failure whose message
+/// proves nothing was sent (DNS, refused, TLS, a bad URL) is `Connect`, which lets a POST fail
+/// over. workerd reports a refused connection and a connection that broke after the request
+/// went out with the same message, "Network connection lost.", so that one is `Reset`: a POST
+/// is then not retried (it may have reached the upstream), an idempotent request still is.
 fn classify(e: &worker::Error) -> FetchError {
     let m = e.to_string().to_ascii_lowercase();
-    if [
+    let unsent = [
         "refused",
         "dns",
-        "resolve",
-        "lookup",
-        "connect",
+        "name or service",
         "tls",
+        "ssl",
         "certificate",
         "invalid url",
-    ]
-    .iter()
-    .any(|k| m.contains(k))
-    {
+    ];
+    if unsent.iter().any(|k| m.contains(k)) {
         FetchError::Connect
     } else {
         FetchError::Reset
@@ -598,4 +598,79 @@ pub fn write_behind(live: &Live, kv: Option<&KvStore>, ctx: &Context) {
             crate::log_event("warn", &format!("state snapshot not written: {e}"));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Instant = Instant::from_secs(1_000);
+    const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn l1_evicts_the_least_recently_used_entry_to_stay_within_its_bound() {
+        let mut l1 = L1::default();
+        l1.set_capacity(30);
+        l1.put("a", vec![0; 9], MIN, T0); // 10 bytes with the key
+        l1.put("b", vec![0; 9], MIN, T0);
+        l1.put("c", vec![0; 9], MIN, T0);
+        assert!(l1.get("a", T0).is_some(), "touch a: b is now the oldest");
+        l1.put("d", vec![0; 9], MIN, T0);
+        assert_eq!(l1.stats(), (3, 30, 30));
+        assert!(l1.get("b", T0).is_none());
+        for k in ["a", "c", "d"] {
+            assert!(l1.get(k, T0).is_some(), "{k}");
+        }
+    }
+
+    #[test]
+    fn l1_drops_expired_oversized_and_zero_ttl_entries() {
+        let mut l1 = L1::default();
+        l1.set_capacity(100);
+        l1.put("old", vec![1], Duration::from_secs(5), T0);
+        assert!(l1
+            .get("old", T0.saturating_add(Duration::from_secs(4)))
+            .is_some());
+        assert!(l1
+            .get("old", T0.saturating_add(Duration::from_secs(5)))
+            .is_none());
+        l1.put("big", vec![0; 200], MIN, T0);
+        l1.put("none", vec![0; 1], Duration::ZERO, T0);
+        assert_eq!(l1.stats(), (0, 0, 100));
+        l1.put("k", vec![1, 2], MIN, T0);
+        l1.put("k", vec![3], MIN, T0);
+        assert_eq!(l1.get("k", T0), Some(vec![3]), "a put replaces");
+        assert_eq!(l1.stats().1, 2);
+    }
+
+    #[test]
+    fn l1_capacity_is_capped_for_isolate_memory() {
+        let mut l1 = L1::default();
+        l1.set_capacity(u64::MAX);
+        assert_eq!(l1.stats().2, 32 << 20);
+    }
+
+    #[test]
+    fn long_cache_keys_are_hashed_to_fit_kv() {
+        assert_eq!(cache_kv_key("t:r:GET"), "mosaic:cache:t:r:GET");
+        let long = "k".repeat(1000);
+        let k = cache_kv_key(&long);
+        assert!(
+            k.starts_with("mosaic:cache:sha256:") && k.len() < 512,
+            "{k}"
+        );
+        assert_ne!(cache_kv_key(&"k".repeat(999)), k);
+    }
+
+    #[test]
+    fn only_failures_that_prove_nothing_was_sent_are_connect_errors() {
+        let e = |m: &str| classify(&worker::Error::RustError(m.into()));
+        assert_eq!(
+            e("TypeError: fetch failed: connect ECONNREFUSED"),
+            FetchError::Connect
+        );
+        assert_eq!(e("DNS lookup failed"), FetchError::Connect);
+        assert_eq!(e("Network connection lost."), FetchError::Reset);
+        assert_eq!(e("internal error"), FetchError::Reset);
+    }
 }
