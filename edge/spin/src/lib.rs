@@ -7,8 +7,10 @@
 //! all come from core, exactly as on the local server.
 //!
 //! Per request (Spin creates a fresh instance each time): open the `default` store, load and
-//! validate the config ([`config`]), read the state snapshot, serve, write the snapshot back
-//! if core counted a material change, log one JSON line.
+//! validate the config ([`config`]), check the head (core's `head::check_head`), read the state
+//! snapshot, serve, write the snapshot back if core counted a material change, log one JSON
+//! line; webhooks ([`hooks`]) get one quick delivery attempt before the answer, and after it
+//! a bounded amount of outbox work resumes what earlier requests parked.
 
 use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
