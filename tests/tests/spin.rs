@@ -298,6 +298,25 @@ async fn head_limits_absolute_form_and_smuggling() {
         1,
         "only the origin-form request reached the upstream"
     );
+    // Spin itself rewrites every target to an absolute URI and adds its `spin-*` headers: with
+    // them the absolute URI is the runtime's and its path is served (README, "The request
+    // target and the head checks")
+    let spin_like = raw_exchange(
+        r.port,
+        b"GET http://127.0.0.1/spin-like?q=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nspin-full-url: http://127.0.0.1/spin-like?q=1\r\nspin-path-info: /spin-like\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&spin_like), "200", "{spin_like}");
+    assert_eq!(
+        up.seen().last().map(|s| s.target.clone()).as_deref(),
+        Some("/spin-like?q=1")
+    );
+    assert!(
+        up.seen()
+            .last()
+            .is_some_and(|s| s.header("spin-full-url").is_none()),
+        "Spin's own headers are not forwarded"
+    );
 
     // `Transfer-Encoding: gzip, chunked`: the runtime's HTTP server decodes the chunked framing
     // and drops the header before the component sees it (so core's check cannot see it); the
@@ -332,7 +351,7 @@ async fn head_limits_absolute_form_and_smuggling() {
         let answer = raw_exchange(r.port, raw).await;
         assert_eq!(status_of(&answer), "400", "{answer}");
     }
-    assert_eq!(up.hits(), 2);
+    assert_eq!(up.hits(), 3);
 }
 
 // ---------------------------------------------------------------------------------------------
