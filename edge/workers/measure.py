@@ -19,6 +19,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -148,6 +149,8 @@ def serve_and_measure(wrangler, main_js, vars_, secrets, paths, requests):
     finally:
         os.killpg(p.pid, signal.SIGTERM)
         p.wait(timeout=20)
+        log.close()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def main():
