@@ -427,25 +427,9 @@ pub static PRESETS: [Preset; 16] = [
     },
 ];
 
-/// Every preset name, as accepted in configuration and on the command line.
-pub const NAMES: [&str; 16] = [
-    "github",
-    "gitea",
-    "forgejo",
-    "gitlab",
-    "gitlab-signing",
-    "notion",
-    "linear",
-    "plane",
-    "jira",
-    "confluence",
-    "bookstack",
-    "jenkins",
-    "woodpecker",
-    "standard-webhooks",
-    "stripe",
-    "slack",
-];
+/// Every preset name, as accepted in configuration and on the command line (core's list, so
+/// config validation and the presets cannot drift apart; a test checks each name has a preset).
+pub const NAMES: [&str; 16] = mosaic_core::config::WEBHOOK_SCHEMES;
 
 /// The preset called `name` (exact, lowercase).
 #[must_use]
