@@ -25,6 +25,7 @@ use worker::js_sys::{Object, Reflect};
 use worker::{event, Context, Env, Headers, KvStore, Request, Response, ResponseBuilder};
 
 pub mod config;
+pub mod hooks;
 pub mod host;
 
 use host::{now, random_u64, with_isolate, write_behind, Live, UpBody, WorkersHost, KV_BINDING};
@@ -407,21 +408,18 @@ async fn serve(mut req: Request, env: &Env, ctx: &Rc<Context>, id: &str) -> (Res
             if let Err(p) = live.router.check_admin(&headers) {
                 return problem_response(&p, id);
             }
+            if rest.starts_with("hooks/") {
+                return hooks::admin(&live, kv.as_ref(), ctx, method, rest, &target, id).await;
+            }
             match admin(rest, method, &live, env, kv.as_ref(), id).await {
                 Ok(r) => (r, plain_log()),
                 Err(answer) => answer,
             }
         }
-        Endpoint::Hook(name) => problem_response(
-            &Problem::new(
-                ProblemKind::NoRoute,
-                format!(
-                    "no webhook endpoint `{}` is served by this host",
-                    name.split('?').next().unwrap_or(name)
-                ),
-            ),
-            id,
-        ),
+        Endpoint::Hook(name) => {
+            let (kv, t) = (kv.as_ref(), &target);
+            hooks::receive(req, &live, kv, ctx, name, t, &headers, declared, id).await
+        }
         Endpoint::Proxy => {
             let max_body = usize::try_from(server.max_body_bytes).unwrap_or(usize::MAX);
             let max_cache_body = usize::try_from(server.max_cache_body_bytes).unwrap_or(usize::MAX);
