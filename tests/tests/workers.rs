@@ -326,3 +326,368 @@ async fn one_json_log_line_per_request() {
     assert_eq!(l["providers"], "up");
     assert_eq!(l["path"], "/logged");
 }
+
+/// Webhooks through the Workers host (issue 6): genuine, forged and duplicate deliveries, a
+/// destination that fails then recovers, dead letters and replay. The endpoint's GitHub secret
+/// is the test binding `MOSAIC_TEST_UPSTREAM` (already in every test's `.dev.vars`); deliveries
+/// run in `ctx.wait_until` with the library's default policy (2 s backoff base, full jitter).
+mod webhooks {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use mosaic_core::time::Instant;
+    use mosaic_providers::webhook::{preset_by_name, sign};
+    use mosaic_tests::host::{Running, ADMIN_TOKEN};
+    use mosaic_tests::mock::{Behaviour, Mock, Seen};
+    use mosaic_tests::scenarios::{eventually, server, Client, Resp, UPSTREAM_TOKEN};
+    use mosaic_tests::workers::WorkerRouter;
+
+    use super::workers;
+
+    /// The endpoint's secret: the value of the `MOSAIC_TEST_UPSTREAM` binding.
+    const HOOK_SECRET: &str = UPSTREAM_TOKEN;
+
+    fn now() -> Instant {
+        let us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        Instant::from_micros(us)
+    }
+
+    /// One GitHub endpoint `gh` forwarding to `dest` with `attempts` attempts.
+    fn config(dest: &str, attempts: u32) -> String {
+        format!(
+            "{}[[webhooks]]\nname = \"gh\"\nscheme = \"github\"\nsecrets = [\"secret:MOSAIC_TEST_UPSTREAM\"]\nmax_body_bytes = 4096\ndestinations = [{{ url = \"{dest}\", allow_private = true, attempts = {attempts} }}]\n",
+            server("")
+        )
+    }
+
+    /// The worker serving `cfg`, or `None` (skip) outside scripts/test-workers.
+    fn start(cfg: &str) -> Option<WorkerRouter> {
+        let host = workers()?;
+        Some(
+            host.spawn(cfg)
+                .unwrap_or_else(|e| panic!("wrangler dev did not start: {e}\nconfig:\n{cfg}")),
+        )
+    }
+
+    fn body(n: u32) -> Vec<u8> {
+        format!(
+            r#"{{"action":"opened","issue":{{"number":{n},"title":"t{n}"}},"repository":{{"full_name":"o/r"}}}}"#
+        )
+        .into_bytes()
+    }
+
+    fn github_headers(secret: &str, body: &[u8], id: &str) -> Vec<(String, String)> {
+        let preset = preset_by_name("github").expect("github preset");
+        let mut h = sign(
+            preset,
+            secret.as_bytes(),
+            body,
+            None,
+            id,
+            Some("issues"),
+            now(),
+        )
+        .expect("sign");
+        h.push((
+            String::from("content-type"),
+            String::from("application/json"),
+        ));
+        h
+    }
+
+    async fn post_hook(
+        c: &Client,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Resp {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        c.send("POST", path, &h, body).await
+    }
+
+    async fn deliver(c: &Client, n: u32, id: &str) -> Resp {
+        let b = body(n);
+        post_hook(c, "/hooks/gh", &github_headers(HOOK_SECRET, &b, id), b).await
+    }
+
+    async fn admin(c: &Client, method: &str, path: &str) -> Resp {
+        c.send(
+            method,
+            path,
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+            Vec::new(),
+        )
+        .await
+    }
+
+    fn ce(s: &Seen) -> serde_json::Value {
+        serde_json::from_slice(&s.body).expect("the forwarded body is JSON")
+    }
+
+    fn ok_ids(m: &Mock) -> BTreeMap<String, u32> {
+        let mut ids = BTreeMap::new();
+        for (s, status) in m.answered() {
+            if status.is_some_and(|st| (200..300).contains(&st)) {
+                *ids.entry(ce(&s)["id"].as_str().unwrap_or("").to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+        ids
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn genuine_github_delivery_is_forwarded_once_as_a_cloudevent() {
+        let dest = Mock::start("dest", Behaviour::ok()).await;
+        let Some(r) = start(&config(&format!("{}/events", dest.url()), 3)) else {
+            return;
+        };
+        let c = Client::new(&r.base_url());
+        let resp = deliver(&c, 7, "w-genuine-1").await;
+        assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
+        let ack: serde_json::Value = serde_json::from_str(&resp.body).expect("ack JSON");
+        assert_eq!(ack["status"], "accepted");
+        assert_eq!(ack["id"], "w-genuine-1");
+        assert_eq!(ack["destinations"], 1);
+        assert!(resp.header("x-mosaic-duplicate").is_none());
+
+        let arrived = eventually(Duration::from_secs(8), || async { dest.hits() >= 1 }).await;
+        assert!(arrived, "not forwarded:\n{}", r.logs());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(dest.hits(), 1, "forwarded more than once");
+        let seen = &dest.seen()[0];
+        assert_eq!(seen.method, "POST");
+        assert_eq!(seen.target, "/events");
+        assert_eq!(
+            seen.header("content-type"),
+            Some("application/cloudevents+json")
+        );
+        let ev = ce(seen);
+        assert_eq!(ev["specversion"], "1.0");
+        assert_eq!(ev["id"], "w-genuine-1");
+        assert_eq!(ev["type"], "com.github.issues.opened");
+        assert_eq!(ev["mosaicprovider"], "github");
+        assert_eq!(ev["data"]["issue"]["number"], 7);
+
+        let metrics = admin(&c, "GET", "/_mosaic/metrics").await;
+        assert!(
+            metrics
+                .body
+                .contains("mosaic_webhooks_total{endpoint=\"gh\",result=\"accepted\"} 1"),
+            "{}",
+            metrics.body
+        );
+        let logged = eventually(Duration::from_secs(5), || {
+            let logs = r.logs();
+            async move { logs.contains("\"outcome\":\"delivered\"") }
+        })
+        .await;
+        let logs = r.logs();
+        assert!(logged, "{logs}");
+        assert!(logs.contains("webhook delivery received"), "{logs}");
+        assert!(!logs.contains(HOOK_SECRET), "{logs}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forged_delivery_is_401_problem_without_the_secret() {
+        let dest = Mock::start("dest", Behaviour::ok()).await;
+        let Some(r) = start(&config(&format!("{}/events", dest.url()), 3)) else {
+            return;
+        };
+        let c = Client::new(&r.base_url());
+        let b = body(1);
+        let resp = post_hook(
+            &c,
+            "/hooks/gh",
+            &github_headers("not-the-secret", &b, "w-forged"),
+            b.clone(),
+        )
+        .await;
+        assert_eq!(resp.status, 401, "{resp:?}\n{}", r.logs());
+        assert_eq!(
+            resp.header("content-type"),
+            Some("application/problem+json")
+        );
+        let p: serde_json::Value = serde_json::from_str(&resp.body).expect("problem JSON");
+        assert_eq!(p["status"], 401);
+        assert!(
+            p["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("webhook-rejected")),
+            "{p}"
+        );
+        assert!(!resp.body.contains(HOOK_SECRET) && !resp.body.contains("not-the-secret"));
+        // a genuine signature over another body
+        let h = github_headers(HOOK_SECRET, &b, "w-forged-2");
+        let resp = post_hook(&c, "/hooks/gh", &h, body(2)).await;
+        assert_eq!(resp.status, 401, "{resp:?}");
+        // no signature at all
+        let resp = post_hook(
+            &c,
+            "/hooks/gh",
+            &[(String::from("x-github-event"), String::from("issues"))],
+            b,
+        )
+        .await;
+        assert_eq!(resp.status, 401, "{resp:?}");
+        // an endpoint that does not exist
+        let resp = c.send("POST", "/hooks/nope", &[], body(1)).await;
+        assert_eq!(resp.status, 404, "{resp:?}");
+
+        let metrics = admin(&c, "GET", "/_mosaic/metrics").await;
+        assert!(
+            metrics
+                .body
+                .contains("mosaic_webhooks_total{endpoint=\"gh\",result=\"rejected\"} 3"),
+            "{}",
+            metrics.body
+        );
+        assert!(!metrics.body.contains("endpoint=\"nope\""));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(dest.hits(), 0, "nothing forged is forwarded");
+        let logs = r.logs();
+        assert!(
+            !logs.contains(HOOK_SECRET) && !logs.contains("not-the-secret"),
+            "{logs}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn duplicate_delivery_is_200_marked_and_not_forwarded_again() {
+        let dest = Mock::start("dest", Behaviour::ok()).await;
+        let Some(r) = start(&config(&format!("{}/events", dest.url()), 3)) else {
+            return;
+        };
+        let c = Client::new(&r.base_url());
+        let first = deliver(&c, 3, "w-dup").await;
+        assert_eq!(first.status, 200, "{first:?}\n{}", r.logs());
+        let again = deliver(&c, 3, "w-dup").await;
+        assert_eq!(again.status, 200, "{again:?}");
+        assert_eq!(again.header("x-mosaic-duplicate"), Some("true"));
+        let ack: serde_json::Value = serde_json::from_str(&again.body).expect("JSON");
+        assert_eq!(ack["status"], "duplicate");
+        // the same captured body under a fresh delivery id is a duplicate too
+        let replayed = deliver(&c, 3, "w-dup-fresh-id").await;
+        assert_eq!(
+            replayed.header("x-mosaic-duplicate"),
+            Some("true"),
+            "{replayed:?}"
+        );
+        let arrived = eventually(Duration::from_secs(8), || async { dest.hits() >= 1 }).await;
+        assert!(arrived, "{}", r.logs());
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(dest.hits(), 1, "a duplicate was forwarded");
+        let metrics = admin(&c, "GET", "/_mosaic/metrics").await;
+        assert!(
+            metrics
+                .body
+                .contains("mosaic_webhooks_total{endpoint=\"gh\",result=\"duplicate\"} 2"),
+            "{}",
+            metrics.body
+        );
+    }
+
+    /// Within the 25 s `wait_until` window: one 503, then the retry (after up to 2 s) lands.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_destination_that_fails_then_recovers_gets_every_event_exactly_once() {
+        let dest = Mock::start("dest", Behaviour::ok()).await;
+        // the first attempt (whichever event it carries) fails with 503
+        dest.script([Behaviour::status(503)]);
+        let Some(r) = start(&config(&format!("{}/events", dest.url()), 8)) else {
+            return;
+        };
+        let c = Client::new(&r.base_url());
+        for (n, id) in [(1, "w-r-1"), (2, "w-r-2")] {
+            let resp = deliver(&c, n, id).await;
+            assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
+        }
+        let done = eventually(Duration::from_secs(12), || async { dest.hits() >= 3 }).await;
+        assert!(done, "hits {}:\n{}", dest.hits(), r.logs());
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(dest.hits(), 3, "{:?}", dest.seen());
+        assert_eq!(
+            ok_ids(&dest),
+            BTreeMap::from([(String::from("w-r-1"), 1), (String::from("w-r-2"), 1)]),
+            "every event exactly once"
+        );
+        let retried = eventually(Duration::from_secs(3), || {
+            let logs = r.logs();
+            async move { logs.contains("\"attempts\":2") }
+        })
+        .await;
+        assert!(retried, "{}", r.logs());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_destination_that_stays_down_fills_the_dead_letters_and_replay_delivers() {
+        let dest = Mock::start("dest", Behaviour::status(503)).await;
+        let Some(r) = start(&config(&format!("{}/events", dest.url()), 2)) else {
+            return;
+        };
+        let c = Client::new(&r.base_url());
+        let resp = deliver(&c, 5, "w-dead-1").await;
+        assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
+        let listed = eventually(Duration::from_secs(10), || async {
+            admin(&c, "GET", "/_mosaic/hooks/dead")
+                .await
+                .body
+                .contains("w-dead-1")
+        })
+        .await;
+        assert!(listed, "no dead letter:\n{}", r.logs());
+        assert_eq!(dest.hits(), 2, "two attempts were configured");
+
+        let list = admin(&c, "GET", "/_mosaic/hooks/dead").await;
+        assert_eq!(list.status, 200);
+        let v: serde_json::Value = serde_json::from_str(&list.body).expect("JSON");
+        let letters = v["dead_letters"].as_array().expect("dead_letters");
+        assert_eq!(letters.len(), 1, "{v}");
+        let l = &letters[0];
+        assert_eq!(l["id"], "gh:w-dead-1:0");
+        assert_eq!(l["event_id"], "w-dead-1");
+        assert_eq!(l["type"], "com.github.issues.opened");
+        assert_eq!(l["attempts"], 2);
+        assert_eq!(l["last_error"], "destination answered 503");
+        let mine = admin(&c, "GET", "/_mosaic/hooks/dead?endpoint=gh").await;
+        assert!(mine.body.contains("gh:w-dead-1:0"), "{mine:?}");
+        let other = admin(&c, "GET", "/_mosaic/hooks/dead?endpoint=other").await;
+        assert_eq!(other.status, 200);
+        assert!(!other.body.contains("w-dead-1"), "{}", other.body);
+        // the admin token is required
+        let open = c.get("/_mosaic/hooks/dead").await;
+        assert_eq!(open.status, 401, "{open:?}");
+        let open = c
+            .send(
+                "POST",
+                "/_mosaic/hooks/dead/gh%3Aw-dead-1%3A0/replay",
+                &[],
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(open.status, 401, "{open:?}");
+
+        // the destination comes back; the operator replays (the id percent-encoded)
+        dest.set(Behaviour::ok());
+        let replay = admin(&c, "POST", "/_mosaic/hooks/dead/gh%3Aw-dead-1%3A0/replay").await;
+        assert_eq!(replay.status, 202, "{replay:?}");
+        let delivered = eventually(Duration::from_secs(8), || async {
+            ok_ids(&dest).contains_key("w-dead-1")
+        })
+        .await;
+        assert!(delivered, "{}", r.logs());
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(ok_ids(&dest).get("w-dead-1"), Some(&1));
+        assert_eq!(dest.hits(), 3);
+        let after = admin(&c, "GET", "/_mosaic/hooks/dead").await;
+        assert!(!after.body.contains("w-dead-1"), "{}", after.body);
+        let twice = admin(&c, "POST", "/_mosaic/hooks/dead/gh%3Aw-dead-1%3A0/replay").await;
+        assert_eq!(twice.status, 404, "{twice:?}");
+        let logs = r.logs();
+        assert!(logs.contains("\"outcome\":\"dead-lettered\""), "{logs}");
+        assert!(!logs.contains(HOOK_SECRET), "{logs}");
+    }
+}
