@@ -285,7 +285,7 @@ async fn admin(
                 &Problem::new(
                     ProblemKind::NoRoute,
                     format!(
-                        "{} /_mosaic/{rest} is not an admin endpoint; try GET health, GET metrics, GET state, POST reload",
+                        "{} /_mosaic/{rest} is not an admin endpoint; try GET health, GET metrics, GET state, POST reload, GET hooks/dead",
                         method.as_str()
                     ),
                 ),
