@@ -6,6 +6,7 @@
 //! control characters are all refused before routing.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Why a request target was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +122,34 @@ pub fn parse_target(raw: &str) -> Result<Target<'_>, TargetError> {
         check_percent(q)?;
     }
     Ok(Target { path, query })
+}
+
+/// Percent-decodes `s` to bytes; `+` becomes a space when `plus_is_space` (query values).
+/// `None` for a malformed escape.
+#[must_use]
+pub fn percent_decode_bytes(s: &str, plus_is_space: bool) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hi = b.get(i + 1).and_then(|x| hex_val(*x))?;
+            let lo = b.get(i + 2).and_then(|x| hex_val(*x))?;
+            out.push((hi << 4) | lo);
+            i += 3;
+        } else {
+            out.push(if plus_is_space && c == b'+' { b' ' } else { c });
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Percent-decodes `s` to text (a path segment, or a query value with `plus_is_space`).
+/// `None` for a malformed escape or bytes that are not UTF-8.
+#[must_use]
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+    String::from_utf8(percent_decode_bytes(s, plus_is_space)?).ok()
 }
 
 fn check_percent(s: &str) -> Result<(), TargetError> {
@@ -274,6 +303,22 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(parse_target(raw), Err(want), "{raw}");
         }
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(
+            percent_decode("gh:a%2Fb:0", false).as_deref(),
+            Some("gh:a/b:0")
+        );
+        assert_eq!(percent_decode("plain", false).as_deref(), Some("plain"));
+        assert_eq!(percent_decode("a+b", true).as_deref(), Some("a b"));
+        assert_eq!(percent_decode("a+b", false).as_deref(), Some("a+b"));
+        assert_eq!(percent_decode("bad%2", false), None);
+        assert_eq!(percent_decode("bad%zz", false), None);
+        assert_eq!(percent_decode("%+f", false), None);
+        assert_eq!(percent_decode("%ff", false), None, "not UTF-8");
+        assert_eq!(percent_decode_bytes("%ff", false), Some(alloc::vec![0xff]));
     }
 
     #[test]

@@ -112,35 +112,7 @@ pub(crate) fn query_of(target: &str) -> &str {
 
 /// Percent-decodes a query component (`+` is a space). `None` on a bad escape.
 pub(crate) fn percent_decode(s: &str) -> Option<alloc::vec::Vec<u8>> {
-    let bytes = s.as_bytes();
-    let mut out = alloc::vec::Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hi = bytes.get(i + 1).copied().and_then(hex_nibble_any)?;
-                let lo = bytes.get(i + 2).copied().and_then(hex_nibble_any)?;
-                out.push((hi << 4) | lo);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Some(out)
-}
-
-fn hex_nibble_any(b: u8) -> Option<u8> {
-    match b {
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => hex_nibble(b),
-    }
+    crate::target::percent_decode_bytes(s, true)
 }
 
 #[cfg(test)]

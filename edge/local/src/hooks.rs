@@ -20,6 +20,7 @@
 //! without their query. The one exception is Notion's verification token, see
 //! [`log_handshake`].
 
+use mosaic_core::target::percent_decode;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -415,27 +416,6 @@ pub async fn outbox_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Percent-decodes a path segment; `None` for a bad escape or non-UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return None;
-            }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// `/_mosaic/hooks/…` (the admin token was checked): `GET hooks/dead[?endpoint=NAME]` lists
 /// the dead letters, `POST hooks/dead/{id}/replay` re-enqueues one and delivers it (the id
 /// percent-decoded: event ids may contain `/`). `rest` is the path after `/_mosaic/`,
@@ -464,7 +444,7 @@ pub async fn admin(
         .and_then(|r| r.strip_suffix("/replay"))
         .filter(|r| !r.is_empty());
     if let (Some(raw), Method::Post) = (replay, method) {
-        let Some(letter) = percent_decode(raw) else {
+        let Some(letter) = percent_decode(raw, false) else {
             return problem(
                 &Problem::new(
                     ProblemKind::BadRequest,
@@ -505,16 +485,6 @@ pub async fn admin(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("gh:a%2Fb:0").as_deref(), Some("gh:a/b:0"));
-        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
-        assert_eq!(percent_decode("bad%2"), None);
-        assert_eq!(percent_decode("bad%zz"), None);
-        assert_eq!(percent_decode("%ff"), None);
-        assert_eq!(percent_decode("%+f"), None);
-    }
 
     #[test]
     fn urls_are_logged_without_their_query() {

@@ -20,6 +20,7 @@
 //! ([`TTL_MAGIC`] + expiry in µs) and read back as missing (and deleted) once expired.
 
 use core::time::Duration;
+use mosaic_core::target::percent_decode;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -380,27 +381,6 @@ pub async fn receive(
     (resp, log)
 }
 
-/// Percent-decodes a path segment or query value; `None` for a bad escape or non-UTF-8.
-fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return None;
-            }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(if plus_is_space && c == b'+' { b' ' } else { c });
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// `/_mosaic/hooks/…` (the admin token was checked): `GET hooks/dead[?endpoint=NAME]` lists the
 /// dead letters, `POST hooks/dead/{id}/replay` re-enqueues one and makes one quick attempt
 /// (the id percent-decoded: event ids may contain `/`). `rest` is the path after `/_mosaic/`,
@@ -541,17 +521,6 @@ pub fn spawn_outbox_work(router: std::rc::Rc<Router>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(
-            percent_decode("gh:a%2Fb:0", false).as_deref(),
-            Some("gh:a/b:0")
-        );
-        assert_eq!(percent_decode("a+b", true).as_deref(), Some("a b"));
-        assert_eq!(percent_decode("bad%2", false), None);
-        assert_eq!(percent_decode("%ff", false), None);
-    }
 
     #[test]
     fn ttl_header_round_trip() {

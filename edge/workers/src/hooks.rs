@@ -19,6 +19,7 @@
 //! Logs (target `mosaic::hooks`): one JSON line per delivery received and one per delivery
 //! outcome. Never a secret, a signature, a header or a body; URLs without their query.
 
+use mosaic_core::target::percent_decode;
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
@@ -375,27 +376,6 @@ pub async fn receive(
     (resp, log)
 }
 
-/// Percent-decodes a path segment or query value; `None` for a bad escape or non-UTF-8.
-fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return None;
-            }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(if plus_is_space && c == b'+' { b' ' } else { c });
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// `/_mosaic/hooks/…` (the admin token was checked): `GET hooks/dead[?endpoint=NAME]` lists the
 /// dead letters, `POST hooks/dead/{id}/replay` re-enqueues one (the id percent-decoded: event
 /// ids may contain `/`) and delivers it in `wait_until` (`202`, `status: "pending"`). `path` is
@@ -522,17 +502,6 @@ async fn cron(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(
-            percent_decode("gh:a%2Fb:0", false).as_deref(),
-            Some("gh:a/b:0")
-        );
-        assert_eq!(percent_decode("a+b", true).as_deref(), Some("a b"));
-        assert_eq!(percent_decode("bad%2", false), None);
-        assert_eq!(percent_decode("%ff", false), None);
-    }
 
     #[test]
     fn urls_are_logged_without_query() {
