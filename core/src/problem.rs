@@ -141,6 +141,8 @@ struct Body<'a> {
     instance: String,
     request_id: &'a str,
     code: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    errors: &'a [String],
 }
 
 impl Problem {
@@ -178,14 +180,27 @@ impl Problem {
     /// The `application/problem+json` body.
     #[must_use]
     pub fn to_json(&self, request_id: &str) -> String {
+        self.body(request_id, self.kind.status(), &[])
+    }
+
+    /// The body with an `errors` list (every config error with its key path) and the HTTP
+    /// status actually sent, which may differ from the kind's (a rejected reload is 400, an
+    /// unusable config 500).
+    #[must_use]
+    pub fn to_json_with_errors(&self, request_id: &str, status: u16, errors: &[String]) -> String {
+        self.body(request_id, status, errors)
+    }
+
+    fn body(&self, request_id: &str, status: u16, errors: &[String]) -> String {
         let b = Body {
             type_: alloc::format!("{TYPE_BASE}{}", self.kind.slug()),
             title: self.kind.title(),
-            status: self.kind.status(),
+            status,
             detail: &self.detail,
             instance: alloc::format!("urn:mosaic:request:{request_id}"),
             request_id,
             code: self.kind.slug(),
+            errors,
         };
         serde_json::to_string(&b).unwrap_or_else(|_| String::from("{}"))
     }
@@ -242,6 +257,22 @@ mod tests {
         assert_eq!(v["status"], 404);
         assert_eq!(v["request_id"], "abc");
         assert_eq!(v["detail"], "GET /x matches no route");
+        assert!(
+            v.get("errors").is_none(),
+            "no errors key unless there are errors"
+        );
+        let errs = [
+            String::from("routes[0].name: duplicate"),
+            String::from("x: y"),
+        ];
+        let e: serde_json::Value = serde_json::from_str(
+            &Problem::new(ProblemKind::InvalidConfig, "bad").to_json_with_errors("r", 500, &errs),
+        )
+        .unwrap();
+        assert_eq!(e["status"], 500);
+        assert_eq!(e["errors"][0], "routes[0].name: duplicate");
+        assert_eq!(e["errors"].as_array().map(|a| a.len()), Some(2));
+        assert_eq!(e["code"], "invalid-config");
         assert_eq!(
             p.headers()[1],
             (String::from("retry-after"), String::from("2"))

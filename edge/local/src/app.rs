@@ -301,10 +301,8 @@ async fn route(
                             ProblemKind::InvalidConfig,
                             format!("the new configuration was rejected; the old one stays: {}", errors.join("; ")),
                         );
-                        let mut v: serde_json::Value = serde_json::from_str(&p.to_json(id)).unwrap_or_default();
-                        if let Some(o) = v.as_object_mut() {
-                            o.insert("errors".into(), errors.into());
-                        }
+                        let v: serde_json::Value =
+                            serde_json::from_str(&p.to_json_with_errors(id, p.status(), &errors)).unwrap_or_default();
                         let mut r = json_response(p.status(), &v, id);
                         r.headers_mut()
                             .insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

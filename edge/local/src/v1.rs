@@ -201,12 +201,8 @@ pub async fn admin(
                         errors.join("; ")
                     ),
                 );
-                let mut v: serde_json::Value =
-                    serde_json::from_str(&p.to_json(id)).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("errors".into(), errors.into());
-                }
-                return json(400, &v.to_string(), "application/problem+json", id);
+                let body = p.to_json_with_errors(id, 400, &errors);
+                return json(400, &body, "application/problem+json", id);
             }
             if let Err(e) = shared
                 .store

@@ -127,11 +127,7 @@ fn config_problem(status: u16, detail: &str, errors: &[String], id: &str) -> (Ou
         ProblemKind::InvalidConfig,
         format!("{detail}: {}", errors.join("; ")),
     );
-    let mut v: serde_json::Value = serde_json::from_str(&p.to_json(id)).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("status".into(), status.into());
-        o.insert("errors".into(), errors.into());
-    }
+    let body = p.to_json_with_errors(id, status, errors);
     let log = RequestLog {
         request_id: id.to_string(),
         status,
@@ -140,7 +136,7 @@ fn config_problem(status: u16, detail: &str, errors: &[String], id: &str) -> (Ou
         ..RequestLog::default()
     };
     (
-        bytes_response(status, "application/problem+json", v.to_string(), id),
+        bytes_response(status, "application/problem+json", body, id),
         log,
     )
 }
