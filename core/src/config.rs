@@ -80,6 +80,9 @@ pub struct RawServer {
     pub max_headers: u32,
     /// Most concurrent connections the native server keeps.
     pub max_connections: u32,
+    /// Worker threads of the native server (each a single-threaded runtime serving its
+    /// connections); 0 means one per CPU.
+    pub workers: u32,
     /// Grace period for in-flight requests on shutdown, in milliseconds.
     pub shutdown_grace_ms: u64,
     /// In-memory (L1) cache bound in bytes.
@@ -97,6 +100,7 @@ impl Default for RawServer {
             max_header_bytes: 32 << 10,
             max_headers: 100,
             max_connections: 1024,
+            workers: 0,
             shutdown_grace_ms: 10_000,
             cache_bytes: 16 << 20,
             max_cache_body_bytes: 1 << 20,
@@ -943,6 +947,15 @@ impl RawConfig {
             if v == 0 {
                 e.push(key, "must be greater than 0");
             }
+        }
+        if self.server.workers > 1024 {
+            e.push(
+                "server.workers",
+                format!(
+                    "{} worker threads is too many; use 0 for one per CPU",
+                    self.server.workers
+                ),
+            );
         }
         match self.store.kind.as_str() {
             "memory" => {}

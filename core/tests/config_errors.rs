@@ -18,6 +18,7 @@ fn collects_every_error_with_its_key_path() {
 [server]
 admin_token = "plaintext-token"
 listen = "nowhere"
+workers = 5000
 [store]
 kind = "postgres"
 [[providers]]
@@ -51,6 +52,7 @@ tenant = "nobody"
     let want = [
         "server.admin_token: expected a secret reference",
         "server.listen: `nowhere` is not an address",
+        "server.workers: 5000 worker threads is too many; use 0 for one per CPU",
         "store.kind: unknown store kind \"postgres\"; expected one of memory, file, redis",
         "providers[0].base_url: `ftp://github.com` is not an http(s) URL",
         "providers[1].id: duplicate provider id `gh`",

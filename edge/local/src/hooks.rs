@@ -44,6 +44,7 @@ use mosaic_providers::hooks::{
 
 use crate::host::{wall_now, Body, Live, Shared};
 use crate::store::{Kv, StoreError};
+use crate::upstream::Clients;
 
 /// Namespace of hook keys in the store.
 const NS: &str = "mosaic:";
@@ -138,8 +139,8 @@ impl HookHost for LocalHooks {
             return Err(PostError::Timeout);
         }
         let allow_private = allows_private(&self.shared.live().router, url);
-        self.shared
-            .clients
+        let clients = Clients::local().map_err(PostError::Network)?;
+        clients
             .post(url, headers, body, timeout, allow_private)
             .await
     }

@@ -72,8 +72,6 @@ pub struct Shared {
     pub collapser: Collapser,
     /// The store (L2, snapshots).
     pub store: Store,
-    /// Upstream clients.
-    pub clients: Clients,
     /// Connections open now.
     pub connections: AtomicU64,
     /// Whether the last store operation succeeded (readiness).
@@ -92,7 +90,6 @@ impl Shared {
     pub fn new(
         live: Live,
         store: Store,
-        clients: Clients,
         cache_bytes: u64,
         config_path: std::path::PathBuf,
     ) -> Shared {
@@ -101,7 +98,6 @@ impl Shared {
             l1: L1::new(cache_bytes),
             collapser: Collapser::default(),
             store,
-            clients,
             connections: AtomicU64::new(0),
             store_ok: AtomicBool::new(true),
             revalidating: Mutex::new(std::collections::HashSet::new()),
@@ -207,10 +203,11 @@ impl Host for LocalHost {
         if timeout.is_zero() {
             return Err(FetchError::Timeout);
         }
-        self.shared
-            .clients
-            .send(attempt, self.body.clone(), timeout)
-            .await
+        let clients = Clients::local().map_err(|e| {
+            tracing::error!(error = %e, "no HTTP client");
+            FetchError::Connect
+        })?;
+        clients.send(attempt, self.body.clone(), timeout).await
     }
 
     async fn sleep_until(&self, t: Instant) {

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use mosaic_core::problem::{Problem, ProblemKind};
 use mosaic_core::{snapshot, State};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::cli::{self, Loaded, DEFAULT_LISTEN};
 use crate::host::{Live, Shared};
@@ -57,7 +57,9 @@ fn init_logging() {
 /// Runs the server until SIGTERM/SIGINT.
 pub fn run(loaded: Loaded, listen: Option<String>) -> ExitCode {
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // the main runtime accepts connections and runs the background work (reload, state
+    // sync, webhook outbox); worker threads serve the connections (see `Worker`)
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -121,7 +123,8 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
     // overwrite newer shared state with its own)
     let in_sync = (!restored.is_empty()).then_some((1, state.material));
     let server_cfg = router.config.server.clone();
-    let clients = Clients::new()?;
+    // fail early when TLS cannot be set up; each worker builds its own clients on first use
+    Clients::new()?;
     let live = Live {
         router,
         state: Mutex::new(state),
@@ -130,7 +133,6 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
     let shared = Arc::new(Shared::new(
         live,
         store,
-        clients,
         server_cfg.cache_bytes,
         loaded.path.clone(),
     ));
@@ -151,8 +153,21 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
     let sync = tokio::spawn(sync_loop(Arc::clone(&shared), in_sync, restored));
     let declarations = tokio::spawn(crate::v1::poll(Arc::clone(&shared), declared));
     let outbox = tokio::spawn(crate::hooks::outbox_loop(Arc::clone(&shared)));
+    let grace = Duration::from_millis(server_cfg.shutdown_grace_ms);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let count = worker_count(server_cfg.workers);
+    let mut workers = Vec::with_capacity(count);
+    for i in 0..count {
+        workers.push(Worker::spawn(
+            i,
+            Arc::clone(&shared),
+            stopped.clone(),
+            grace,
+        )?);
+    }
+    tracing::debug!(workers = count, "worker threads started");
     let limit = Arc::new(Semaphore::new(server_cfg.max_connections as usize));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut next = 0usize;
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut hup = hangups();
     loop {
@@ -178,42 +193,35 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
                     tokio::spawn(refuse(stream, server_cfg.max_connections));
                     continue;
                 };
-                let shared2 = Arc::clone(&shared);
-                let max_head = usize::try_from(shared.live().router.config.server.max_header_bytes).unwrap_or(usize::MAX);
-                let svc = service_fn(move |req| {
-                    let shared = Arc::clone(&shared2);
-                    async move { Ok::<_, std::convert::Infallible>(crate::app::handle(shared, req, peer).await) }
-                });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .max_buf_size(max_head.saturating_add(16 << 10).max(8192))
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn);
-                let shared3 = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    shared3.connections.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot hand the connection to a worker");
+                        continue;
                     }
-                    shared3.connections.fetch_sub(1, Ordering::Relaxed);
-                    drop(permit);
-                });
+                };
+                // the worker serving the fewest connections; ties go round robin
+                next = (next + 1) % workers.len();
+                let pick = (0..workers.len())
+                    .map(|k| (next + k) % workers.len())
+                    .min_by_key(|&k| workers[k].open.load(Ordering::Relaxed))
+                    .unwrap_or(0);
+                workers[pick].hand(Accepted { stream, peer, permit });
             }
         }
     }
     drop(listener);
-    let grace = Duration::from_millis(server_cfg.shutdown_grace_ms);
     tracing::info!(
         grace_ms = server_cfg.shutdown_grace_ms,
         "shutting down: no new connections, finishing in-flight requests"
     );
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period over: closing the remaining connections");
+    let _ = stop.send(true);
+    let mut late = false;
+    for w in workers {
+        late |= !w.finished().await;
+    }
+    if late {
+        tracing::warn!("grace period over: closed the remaining connections");
     }
     sync.abort();
     outbox.abort();
@@ -221,6 +229,138 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
     persist(&shared).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How many worker threads serve connections: `configured`, or one per CPU when 0.
+fn worker_count(configured: u32) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n as usize,
+    }
+}
+
+/// A connection accepted by the acceptor, on its way to a worker.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+}
+
+/// A worker thread: a single-threaded runtime serving the connections handed to it.
+///
+/// Thread per core: a connection, its requests and their upstream connections (the pool is
+/// per thread, see `Clients::local`) stay on one thread, so a request wakes no other thread
+/// and takes no cross-thread lock on its way through hyper. The acceptor (the main runtime,
+/// which also runs reload, state sync and the webhook outbox) hands each new connection to
+/// the worker serving the fewest.
+struct Worker {
+    tx: tokio::sync::mpsc::UnboundedSender<Accepted>,
+    /// Connections this worker serves now.
+    open: Arc<AtomicUsize>,
+    /// Fires when the worker has stopped: `true` when it finished in time.
+    done: tokio::sync::oneshot::Receiver<bool>,
+}
+
+impl Worker {
+    fn spawn(
+        index: usize,
+        shared: Arc<Shared>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        grace: Duration,
+    ) -> Result<Worker, String> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let open = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&open);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a worker runtime: {e}"))?;
+        std::thread::Builder::new()
+            .name(format!("mosaic-worker-{index}"))
+            .spawn(move || {
+                let in_time = rt.block_on(async move {
+                    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+                    loop {
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            got = rx.recv() => match got {
+                                Some(a) => serve_connection(&shared, &graceful, a, &counter),
+                                None => break,
+                            },
+                        }
+                    }
+                    tokio::time::timeout(grace, graceful.shutdown())
+                        .await
+                        .is_ok()
+                });
+                // dropping the runtime closes what is left
+                drop(rt);
+                let _ = done_tx.send(in_time);
+            })
+            .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+        Ok(Worker { tx, open, done })
+    }
+
+    fn hand(&self, a: Accepted) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(a).is_err() {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("a worker thread is gone; connection dropped");
+        }
+    }
+
+    /// Waits for the worker to stop; whether it finished within the grace period.
+    async fn finished(self) -> bool {
+        self.done.await.unwrap_or(false)
+    }
+}
+
+/// Serves one connection on the current (worker) runtime.
+fn serve_connection(
+    shared: &Arc<Shared>,
+    graceful: &hyper_util::server::graceful::GracefulShutdown,
+    a: Accepted,
+    open: &Arc<AtomicUsize>,
+) {
+    let Accepted {
+        stream,
+        peer,
+        permit,
+    } = a;
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            open.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "cannot register the connection");
+            return;
+        }
+    };
+    let shared2 = Arc::clone(shared);
+    let max_head =
+        usize::try_from(shared.live().router.config.server.max_header_bytes).unwrap_or(usize::MAX);
+    let svc = service_fn(move |req| {
+        let shared = Arc::clone(&shared2);
+        async move { Ok::<_, std::convert::Infallible>(crate::app::handle(shared, req, peer).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(max_head.saturating_add(16 << 10).max(8192))
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), svc);
+    let conn = graceful.watch(conn);
+    let shared = Arc::clone(shared);
+    let open = Arc::clone(open);
+    tokio::spawn(async move {
+        shared.connections.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+        shared.connections.fetch_sub(1, Ordering::Relaxed);
+        open.fetch_sub(1, Ordering::Relaxed);
+        drop(permit);
+    });
 }
 
 /// Answers 503 problem+json on a connection beyond the limit and closes it.
@@ -310,9 +450,10 @@ pub async fn reload(shared: &Shared) -> Result<(u64, Vec<String>), Vec<String>> 
     }
     if router.config.server.max_connections != old.router.config.server.max_connections
         || router.config.server.cache_bytes != old.router.config.server.cache_bytes
+        || router.config.server.workers != old.router.config.server.workers
     {
         warnings.push(String::from(
-            "[server] max_connections / cache_bytes changed: restart to apply",
+            "[server] max_connections / cache_bytes / workers changed: restart to apply",
         ));
     }
     let state = {

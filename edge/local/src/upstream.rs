@@ -55,6 +55,11 @@ impl Resolve for GuardedResolver {
 }
 
 /// The pooled clients.
+///
+/// Each worker thread has its own (see [`Clients::local`]): a pooled connection is driven by a
+/// task on the runtime that opened it, so a pool shared across worker threads would hand every
+/// request's bytes from one thread to another.
+#[derive(Clone)]
 pub struct Clients {
     strict: reqwest::Client,
     open: reqwest::Client,
@@ -84,6 +89,23 @@ impl Clients {
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Clients { strict, open })
+    }
+
+    /// This thread's clients, built on first use.
+    ///
+    /// # Errors
+    /// When TLS cannot be initialised (checked once at startup by [`Clients::new`]).
+    pub fn local() -> Result<Clients, String> {
+        thread_local! {
+            static LOCAL: std::cell::OnceCell<Clients> = const { std::cell::OnceCell::new() };
+        }
+        LOCAL.with(|c| {
+            if let Some(c) = c.get() {
+                return Ok(c.clone());
+            }
+            let built = Clients::new()?;
+            Ok(c.get_or_init(|| built).clone())
+        })
     }
 
     /// Performs `a` with `body`, giving up after `timeout`.

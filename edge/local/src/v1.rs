@@ -34,6 +34,7 @@ use mosaic_providers::v1::{self, Answer};
 
 use crate::host::{wall_now, Body, Live, LocalHost, Shared};
 use crate::store::Kv;
+use crate::upstream::Clients;
 
 /// Store key of the declarative providers.
 pub const PROVIDERS_KEY: &str = "mosaic:providers";
@@ -285,7 +286,6 @@ fn answer_response(a: Answer) -> Response<Body> {
 /// attempted provider's plugin and sent with the plugin's body.
 struct V1Host<'a> {
     inner: LocalHost,
-    shared: &'a Shared,
     live: &'a Live,
     registry: &'a Registry,
     op: &'a mosaic_providers::api::Operation,
@@ -325,8 +325,11 @@ impl Host for V1Host<'_> {
         if timeout.is_zero() {
             return Err(FetchError::Timeout);
         }
-        self.shared
-            .clients
+        let clients = Clients::local().map_err(|e| {
+            tracing::error!(error = %e, "no HTTP client");
+            FetchError::Connect
+        })?;
+        clients
             .send(&a, Bytes::from(body.unwrap_or_default()), timeout)
             .await
     }
@@ -407,7 +410,6 @@ pub async fn serve(
     };
     let host = V1Host {
         inner: LocalHost::new(Arc::clone(shared), Arc::clone(live), Bytes::new()),
-        shared,
         live,
         registry: &registry,
         op: &prepared.op,
