@@ -257,7 +257,7 @@ fn split_url(url: &str) -> Result<(Option<String>, String), String> {
     if url.starts_with('/') {
         return Ok((None, url.to_string()));
     }
-    let u = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let u = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
     let mut target = u.path().to_string();
     if let Some(q) = u.query() {
         target.push('?');

@@ -2,7 +2,7 @@
 //! outbox scan, and the dead-letter admin endpoints. Every decision (size limit, signature,
 //! replay window, dedup, what to forward, when to retry, what is dead) is made by
 //! `mosaic_providers::hooks`; this module translates: the store becomes its KV
-//! ([`LocalHooks`] implements [`HookHost`]), reqwest its POST, tokio its clock and its
+//! ([`LocalHooks`] implements [`HookHost`]), the upstream client its POST, tokio its clock and its
 //! background tasks.
 //!
 //! - A request is read up to [`body_limit`] and no further (beyond it: [`payload_too_large`],

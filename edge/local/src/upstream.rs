@@ -1,94 +1,111 @@
 //! The upstream HTTP client: executes core's `Attempt` (URL, headers, deadline) and classifies
 //! failures into core's `FetchError`, refusing private addresses unless the provider allows them.
 //!
-//! Two pooled clients share the work: the strict one resolves names through [`GuardedResolver`],
-//! which refuses a name that resolves to a private, loopback, link-local or otherwise internal
-//! address (judged by core's `target::is_private_host`), so DNS cannot smuggle a request inside;
-//! the open one is for providers with `allow_private = true`. IP literals are checked before
-//! connecting. Redirects are never followed: the caller gets them as they are.
+//! Built directly on hyper's HTTP/1.1 connections with a small pool of its own, because this is
+//! the proxy's hot path: a request checks out an idle connection of its origin, sends, and the
+//! connection goes back to the pool when the response body has been read to its end (a body
+//! dropped half-read closes its connection: what is left on the wire is not a next response).
+//! Each worker thread has its own pool ([`Clients::local`]): a connection is driven by a task
+//! on the runtime that opened it, so a request never hands its bytes to another thread.
+//!
+//! The private-address guard: IP literals and names such as `localhost` are judged by core's
+//! `target::is_private_host` before anything else; other names are resolved here and refused
+//! when any address they resolve to is private, loopback, link-local or otherwise internal, so
+//! DNS cannot smuggle a request inside. Providers with `allow_private = true` skip the guard.
+//! Redirects are never followed: the caller gets them as they are. TLS is rustls with the
+//! webpki root certificates, HTTP/1.1 only.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST, USER_AGENT};
+use hyper_util::rt::TokioIo;
 use mosaic_core::driver::UpstreamResponse;
 use mosaic_core::engine::{Attempt, FetchError};
 use mosaic_core::target::is_private_host;
 use mosaic_providers::hooks::PostError;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
-use crate::host::Body;
+use crate::host::{Body, BoxError};
 
-/// The error a guarded resolution returns; found again in the error chain to answer
-/// [`FetchError::Forbidden`] rather than a plain connect failure.
+/// The `User-Agent` sent when the attempt carries none.
+const AGENT: &str = concat!("mosaic-edge/", env!("CARGO_PKG_VERSION"));
+/// How long an idle pooled connection is kept.
+const IDLE_FOR: Duration = Duration::from_secs(60);
+/// Idle connections kept per origin.
+const IDLE_PER_ORIGIN: usize = 256;
+
+/// Why an exchange failed, before it is mapped to core's or the webhook's error.
 #[derive(Debug)]
-struct ForbiddenAddress(String);
+enum Failure {
+    /// The address is private and not allowed.
+    Forbidden,
+    /// Nothing was sent: DNS, connect or TLS failed.
+    Connect(String),
+    /// The connection broke after the request was (maybe) sent.
+    Reset(String),
+}
 
-impl std::fmt::Display for ForbiddenAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`{}` resolves to a private address", self.0)
+impl Failure {
+    fn fetch_error(&self) -> FetchError {
+        match self {
+            Failure::Forbidden => FetchError::Forbidden,
+            Failure::Connect(_) => FetchError::Connect,
+            Failure::Reset(_) => FetchError::Reset,
+        }
     }
 }
 
-impl std::error::Error for ForbiddenAddress {}
-
-/// A resolver that refuses names resolving to any internal address.
-struct GuardedResolver;
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if addrs.is_empty() || addrs.iter().any(|a| is_private_host(&a.ip().to_string())) {
-                return Err(
-                    Box::new(ForbiddenAddress(host)) as Box<dyn std::error::Error + Send + Sync>
-                );
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
-}
-
-/// The pooled clients.
+/// The pooled clients of one worker thread.
 ///
-/// Each worker thread has its own (see [`Clients::local`]): a pooled connection is driven by a
-/// task on the runtime that opened it, so a pool shared across worker threads would hand every
-/// request's bytes from one thread to another.
+/// Cheap to clone (two `Arc`s). Build one per thread with [`Clients::local`]: a connection is
+/// driven by a task on the runtime that opened it, so a pool shared across worker threads
+/// would hand every request's bytes from one thread to another.
 #[derive(Clone)]
 pub struct Clients {
-    strict: reqwest::Client,
-    open: reqwest::Client,
+    pool: Arc<Pool>,
+    tls: Arc<rustls::ClientConfig>,
 }
 
-fn builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .user_agent(concat!("mosaic-edge/", env!("CARGO_PKG_VERSION")))
+/// The TLS configuration, built once per process.
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    static TLS: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    })
+    .clone()
 }
 
 impl Clients {
-    /// Builds both clients.
+    /// New clients with an empty pool.
     ///
     /// # Errors
     /// When TLS cannot be initialised.
     pub fn new() -> Result<Clients, String> {
-        let strict = builder()
-            .dns_resolver(std::sync::Arc::new(GuardedResolver))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let open = builder()
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Clients { strict, open })
+        Ok(Clients {
+            pool: Arc::new(Pool::default()),
+            tls: tls_config()?,
+        })
     }
 
     /// This thread's clients, built on first use.
@@ -108,45 +125,31 @@ impl Clients {
         })
     }
 
-    /// Performs `a` with `body`, giving up after `timeout`.
+    /// Performs `a` with `body`, giving up after `timeout` (connecting and waiting for the
+    /// response head; the body then streams).
     pub async fn send(
         &self,
         a: &Attempt,
         body: Bytes,
         timeout: Duration,
     ) -> Result<UpstreamResponse<Body>, FetchError> {
-        let url = reqwest::Url::parse(&a.url).map_err(|_| FetchError::Connect)?;
-        if !a.allow_private && private_literal(&url) {
+        let target = Target::parse(&a.url).ok_or(FetchError::Connect)?;
+        if !a.allow_private && is_private_host(target.bare_host()) {
             return Err(FetchError::Forbidden);
         }
-        let method = reqwest::Method::from_bytes(a.method.as_str().as_bytes())
+        let method = hyper::Method::from_bytes(a.method.as_str().as_bytes())
             .map_err(|_| FetchError::Connect)?;
-        let client = if a.allow_private {
-            &self.open
-        } else {
-            &self.strict
-        };
-        let mut headers = reqwest::header::HeaderMap::with_capacity(a.headers.len());
-        for (n, v) in &a.headers {
-            if let (Ok(n), Ok(v)) = (
-                reqwest::header::HeaderName::from_bytes(n.as_bytes()),
-                reqwest::header::HeaderValue::from_str(v),
-            ) {
-                headers.append(n, v);
-            }
-        }
-        let mut req = client.request(method, url).headers(headers);
-        if !body.is_empty() {
-            req = req.body(body);
-        }
-        let resp = match tokio::time::timeout(timeout, req.send()).await {
-            Err(_) => return Err(FetchError::Timeout),
-            Ok(Err(e)) => return Err(classify(&e)),
-            Ok(Ok(r)) => r,
-        };
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
+        let req = request(method, &target, &a.headers, body).ok_or(FetchError::Connect)?;
+        let (resp, lease) =
+            match tokio::time::timeout(timeout, self.exchange(&target, req, a.allow_private)).await
+            {
+                Err(_) => return Err(FetchError::Timeout),
+                Ok(Err(f)) => return Err(f.fetch_error()),
+                Ok(Ok(x)) => x,
+            };
+        let (parts, incoming) = resp.into_parts();
+        let headers = parts
+            .headers
             .iter()
             .map(|(n, v)| {
                 (
@@ -155,31 +158,13 @@ impl Clients {
                 )
             })
             .collect();
-        let stream = resp
-            .bytes_stream()
-            .map_ok(Frame::data)
-            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
         Ok(UpstreamResponse {
-            status,
+            status: parts.status.as_u16(),
             headers,
-            body: BodyExt::boxed(StreamBody::new(stream)),
+            body: BodyExt::boxed(PooledBody::new(incoming, lease)),
         })
     }
-}
 
-/// Whether `url` names an internal address literally (an IP literal or a name such as
-/// `localhost` that core judges private); names are checked again when resolved.
-fn private_literal(url: &reqwest::Url) -> bool {
-    let literal = match url.host() {
-        Some(url::Host::Ipv4(ip)) => Some(ip.to_string()),
-        Some(url::Host::Ipv6(ip)) => Some(ip.to_string()),
-        Some(url::Host::Domain(d)) => is_private_host(d).then(|| d.to_string()),
-        None => None,
-    };
-    literal.is_some_and(|h| is_private_host(&h))
-}
-
-impl Clients {
     /// POSTs a webhook delivery: the same guard as [`Clients::send`] (private addresses
     /// refused unless `allow_private`), no redirects, the whole exchange bounded by `timeout`.
     /// Only the status matters; the response body is drained and dropped. Error texts never
@@ -195,80 +180,401 @@ impl Clients {
         timeout: Duration,
         allow_private: bool,
     ) -> Result<u16, PostError> {
-        let url = reqwest::Url::parse(url)
-            .map_err(|e| PostError::Network(format!("invalid destination URL: {e}")))?;
-        if !allow_private && private_literal(&url) {
+        let target = Target::parse(url).ok_or_else(|| {
+            PostError::Network(String::from(
+                "invalid destination URL: expected http(s)://host[:port]/path",
+            ))
+        })?;
+        if !allow_private && is_private_host(target.bare_host()) {
             return Err(PostError::Refused(String::from(
                 "the destination is a private address (set allow_private = true to allow it)",
             )));
         }
-        let client = if allow_private {
-            &self.open
-        } else {
-            &self.strict
-        };
-        let mut map = reqwest::header::HeaderMap::with_capacity(headers.len());
-        for (n, v) in headers {
-            if let (Ok(n), Ok(v)) = (
-                reqwest::header::HeaderName::from_bytes(n.as_bytes()),
-                reqwest::header::HeaderValue::from_str(v),
-            ) {
-                map.append(n, v);
-            }
-        }
-        let req = client
-            .post(url)
-            .headers(map)
-            .body(Bytes::copy_from_slice(body));
+        let req = request(
+            hyper::Method::POST,
+            &target,
+            headers,
+            Bytes::copy_from_slice(body),
+        )
+        .ok_or_else(|| PostError::Network(String::from("a header is not valid HTTP")))?;
         let exchange = async {
-            let resp = req.send().await?;
+            let (resp, lease) = self.exchange(&target, req, allow_private).await?;
             let status = resp.status().as_u16();
             // drain (bounded by the same deadline) so the connection returns to the pool
-            let _ = resp.bytes().await;
-            Ok::<u16, reqwest::Error>(status)
+            let _ = PooledBody::new(resp.into_body(), lease).collect().await;
+            Ok::<u16, Failure>(status)
         };
         match tokio::time::timeout(timeout, exchange).await {
             Err(_) => Err(PostError::Timeout),
             Ok(Ok(status)) => Ok(status),
-            Ok(Err(e)) => Err(match classify(&e) {
-                FetchError::Forbidden => PostError::Refused(String::from(
-                    "the destination resolves to a private address (set allow_private = true to allow it)",
-                )),
-                FetchError::Timeout => PostError::Timeout,
-                _ => PostError::Network(describe(e)),
+            Ok(Err(Failure::Forbidden)) => Err(PostError::Refused(String::from(
+                "the destination resolves to a private address (set allow_private = true to allow it)",
+            ))),
+            Ok(Err(Failure::Connect(m) | Failure::Reset(m))) => Err(PostError::Network(m)),
+        }
+    }
+
+    /// Sends `req` on a pooled connection of the target's origin, or a new one.
+    async fn exchange(
+        &self,
+        target: &Target<'_>,
+        mut req: hyper::Request<Full<Bytes>>,
+        allow_private: bool,
+    ) -> Result<(hyper::Response<Incoming>, Lease), Failure> {
+        // pooled connections first; one the peer closed while idle gives the request back
+        while let Some(mut lease) = self.pool.checkout(target.origin) {
+            match lease.sender.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, lease)),
+                Err(mut e) => match e.take_message() {
+                    Some(back) => req = back,
+                    None => return Err(Failure::Reset(e.into_error().to_string())),
+                },
+            }
+        }
+        let sender = self.connect(target, allow_private).await?;
+        let mut lease = Lease {
+            pool: Arc::clone(&self.pool),
+            origin: Arc::from(target.origin),
+            sender,
+        };
+        match lease.sender.try_send_request(req).await {
+            Ok(resp) => Ok((resp, lease)),
+            Err(mut e) => Err(match e.take_message() {
+                Some(_) => Failure::Connect(e.into_error().to_string()),
+                None => Failure::Reset(e.into_error().to_string()),
             }),
         }
     }
-}
 
-/// An error and its causes, without the URL.
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        src = s.source();
-    }
-    text
-}
-
-/// Classifies a client error once, here.
-fn classify(e: &reqwest::Error) -> FetchError {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = src {
-        if s.is::<ForbiddenAddress>() {
-            return FetchError::Forbidden;
+    /// Opens a connection to the target (TLS for `https`) and spawns its driver.
+    async fn connect(
+        &self,
+        target: &Target<'_>,
+        allow_private: bool,
+    ) -> Result<SendRequest<Full<Bytes>>, Failure> {
+        let addrs = resolve(target.host, target.port, allow_private).await?;
+        let mut last = String::from("no address");
+        let mut stream = None;
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = e.to_string(),
+            }
         }
-        src = s.source();
+        let stream = stream.ok_or_else(|| Failure::Connect(format!("cannot connect: {last}")))?;
+        let _ = stream.set_nodelay(true);
+        if target.https {
+            let name = rustls::pki_types::ServerName::try_from(target.host.to_string())
+                .map_err(|e| Failure::Connect(format!("invalid TLS server name: {e}")))?;
+            let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
+                .connect(name, stream)
+                .await
+                .map_err(|e| Failure::Connect(format!("TLS handshake failed: {e}")))?;
+            handshake(tls).await
+        } else {
+            handshake(stream).await
+        }
     }
-    if e.is_timeout() {
-        FetchError::Timeout
-    } else if e.is_connect() {
-        FetchError::Connect
+}
+
+/// HTTP/1.1 over `io`; the connection is driven by a task of the current runtime.
+async fn handshake<I>(io: I) -> Result<SendRequest<Full<Bytes>>, Failure>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| Failure::Connect(e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+/// The addresses of `host:port`; a private one is refused unless allowed.
+async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<Vec<SocketAddr>, Failure> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Failure::Connect(format!("cannot resolve the host: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Failure::Connect(String::from("the host has no address")));
+    }
+    if !allow_private && addrs.iter().any(|a| is_private_host(&a.ip().to_string())) {
+        return Err(Failure::Forbidden);
+    }
+    Ok(addrs)
+}
+
+/// The parts of an upstream URL the client needs, borrowed from it.
+struct Target<'a> {
+    https: bool,
+    /// `scheme://authority`: the pool key.
+    origin: &'a str,
+    /// The authority as sent in `Host`.
+    authority: &'a str,
+    /// The host, IPv6 literals with their brackets.
+    host: &'a str,
+    port: u16,
+    /// Path and query (origin form), `/` when empty.
+    path: &'a str,
+}
+
+impl<'a> Target<'a> {
+    /// The host without IPv6 brackets.
+    fn bare_host(&self) -> &'a str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
+    }
+
+    /// Splits an absolute `http(s)://authority/path?query` URL (core builds them); `None` for
+    /// anything else, including userinfo and fragments.
+    fn parse(url: &'a str) -> Option<Target<'a>> {
+        let (https, rest) = if let Some(r) = strip_prefix_ci(url, "https://") {
+            (true, r)
+        } else {
+            (false, strip_prefix_ci(url, "http://")?)
+        };
+        let scheme_len = url.len() - rest.len();
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        if authority.is_empty() || authority.contains(['@', '#', ' ']) || url.contains('#') {
+            return None;
+        }
+        let path = &rest[end..];
+        let path = if path.is_empty() { "/" } else { path };
+        if !path.starts_with('/') {
+            // `http://host?q`: not a form core produces
+            return None;
+        }
+        let (host, port) = split_port(authority, https)?;
+        Some(Target {
+            https,
+            origin: &url[..scheme_len + end],
+            authority,
+            host,
+            port,
+            path,
+        })
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+/// `host[:port]` or `[v6][:port]`, with the scheme's default port.
+fn split_port(authority: &str, https: bool) -> Option<(&str, u16)> {
+    let default = if https { 443 } else { 80 };
+    let (host, port) = if authority.starts_with('[') {
+        let close = authority.find(']')?;
+        let (h, rest) = authority.split_at(close + 1);
+        match rest.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if rest.is_empty() => (h, None),
+            None => return None,
+        }
     } else {
-        FetchError::Reset
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => p.parse().ok().filter(|&p: &u16| p != 0)?,
+        None => default,
+    };
+    Some((host, port))
+}
+
+/// The request for `target`: origin-form URI, `Host` and `User-Agent` unless given, and
+/// `Content-Length: 0` on an empty body of a method that carries one (some servers answer 411
+/// without it). `None` when a header is not valid HTTP.
+fn request(
+    method: hyper::Method,
+    target: &Target<'_>,
+    headers: &[(String, String)],
+    body: Bytes,
+) -> Option<hyper::Request<Full<Bytes>>> {
+    let needs_length = body.is_empty()
+        && matches!(
+            method,
+            hyper::Method::POST | hyper::Method::PUT | hyper::Method::PATCH
+        );
+    let mut req = hyper::Request::new(Full::new(body));
+    *req.method_mut() = method;
+    *req.uri_mut() = hyper::Uri::try_from(target.path).ok()?;
+    let h = req.headers_mut();
+    h.reserve(headers.len() + 2);
+    for (n, v) in headers {
+        h.append(
+            HeaderName::from_bytes(n.as_bytes()).ok()?,
+            HeaderValue::from_str(v).ok()?,
+        );
+    }
+    if !h.contains_key(HOST) {
+        h.insert(HOST, HeaderValue::from_str(target.authority).ok()?);
+    }
+    if !h.contains_key(USER_AGENT) {
+        h.insert(USER_AGENT, HeaderValue::from_static(AGENT));
+    }
+    if needs_length {
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+    Some(req)
+}
+
+/// Idle connections by origin.
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
+}
+
+struct Idle {
+    sender: SendRequest<Full<Bytes>>,
+    since: std::time::Instant,
+}
+
+impl Pool {
+    /// The most recently used idle connection of `origin` that is still open and ready.
+    fn checkout(self: &Arc<Pool>, origin: &str) -> Option<Lease> {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = Arc::clone(idle.get_key_value(origin)?.0);
+        let list = idle.get_mut(origin)?;
+        while let Some(c) = list.pop() {
+            if c.sender.is_ready() && c.since.elapsed() < IDLE_FOR {
+                return Some(Lease {
+                    pool: Arc::clone(self),
+                    origin: key,
+                    sender: c.sender,
+                });
+            }
+            // closed, still busy or idle too long: dropping it closes it
+        }
+        None
+    }
+
+    fn put(&self, origin: Arc<str>, sender: SendRequest<Full<Bytes>>) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = idle.entry(origin).or_default();
+        if list.len() >= IDLE_PER_ORIGIN {
+            // the oldest goes
+            list.remove(0);
+        }
+        list.push(Idle {
+            sender,
+            since: std::time::Instant::now(),
+        });
+    }
+}
+
+/// A connection checked out of the pool for one exchange.
+struct Lease {
+    pool: Arc<Pool>,
+    origin: Arc<str>,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Lease {
+    /// Back to the pool once the connection can take the next request.
+    fn release(self) {
+        let Lease {
+            pool,
+            origin,
+            mut sender,
+        } = self;
+        if sender.is_ready() {
+            pool.put(origin, sender);
+        } else if !sender.is_closed() {
+            // the connection is finishing the exchange: pool it once it is done
+            tokio::spawn(async move {
+                if sender.ready().await.is_ok() {
+                    pool.put(origin, sender);
+                }
+            });
+        }
+    }
+}
+
+/// A response body that returns its connection to the pool once read to its end.
+struct PooledBody {
+    inner: Incoming,
+    lease: Option<Lease>,
+}
+
+impl PooledBody {
+    fn new(inner: Incoming, lease: Lease) -> PooledBody {
+        let mut b = PooledBody {
+            inner,
+            lease: Some(lease),
+        };
+        b.release_if_done();
+        b
+    }
+
+    fn release_if_done(&mut self) {
+        if self.inner.is_end_stream() {
+            if let Some(l) = self.lease.take() {
+                l.release();
+            }
+        }
+    }
+}
+
+impl hyper::body::Body for PooledBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                if let Some(l) = this.lease.take() {
+                    l.release();
+                }
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(f))) => {
+                this.release_if_done();
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                // a broken body: the connection is not reused
+                this.lease = None;
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -277,7 +583,6 @@ mod tests {
     use super::*;
     use mosaic_core::http::Method;
     use mosaic_core::time::Instant;
-    use std::str::FromStr;
 
     fn attempt(url: &str, allow_private: bool) -> Attempt {
         Attempt {
@@ -292,16 +597,66 @@ mod tests {
         }
     }
 
+    #[test]
+    fn targets_split_into_origin_host_port_and_path() {
+        let t = Target::parse("https://api.github.com/repos/o/r?per_page=5").expect("valid");
+        assert!(t.https);
+        assert_eq!(
+            (t.origin, t.authority, t.host, t.port, t.path),
+            (
+                "https://api.github.com",
+                "api.github.com",
+                "api.github.com",
+                443,
+                "/repos/o/r?per_page=5"
+            )
+        );
+        let t = Target::parse("http://127.0.0.1:8080").expect("valid");
+        assert_eq!((t.origin, t.port, t.path), ("http://127.0.0.1:8080", 8080, "/"));
+        let t = Target::parse("HTTP://[::1]:9/x?q").expect("valid");
+        assert_eq!((t.host, t.port, t.path), ("[::1]", 9, "/x?q"));
+        let t = Target::parse("http://[::1]/").expect("valid");
+        assert_eq!((t.host, t.port), ("[::1]", 80));
+        for bad in [
+            "ftp://x/",
+            "http://",
+            "http:///x",
+            "http://u:p@host/",
+            "http://host:0/",
+            "http://host:99999/",
+            "http://host:x/",
+            "http://[::1/",
+            "http://[::1]x/",
+            "http://host/#frag",
+            "http://host?q",
+            "http://ho st/",
+        ] {
+            assert!(Target::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn requests_carry_host_agent_and_an_explicit_empty_length() {
+        let t = Target::parse("http://example.com:8080/a?b").expect("valid");
+        let r = request(hyper::Method::POST, &t, &[], Bytes::new()).expect("valid");
+        assert_eq!(r.uri(), "/a?b");
+        assert_eq!(r.headers()[HOST], "example.com:8080");
+        assert_eq!(r.headers()[USER_AGENT], AGENT);
+        assert_eq!(r.headers()[CONTENT_LENGTH], "0");
+        let given = [(String::from("user-agent"), String::from("mine"))];
+        let r = request(hyper::Method::GET, &t, &given, Bytes::new()).expect("valid");
+        assert_eq!(r.headers()[USER_AGENT], "mine");
+        assert!(!r.headers().contains_key(CONTENT_LENGTH));
+        let bad = [(String::from("x"), String::from("a\nb"))];
+        assert!(request(hyper::Method::GET, &t, &bad, Bytes::new()).is_none());
+    }
+
     #[tokio::test]
-    async fn the_resolver_refuses_names_of_internal_addresses() {
-        let Ok(name) = Name::from_str("localhost") else {
-            panic!("a valid name")
-        };
-        let r = GuardedResolver.resolve(name).await;
-        let Err(e) = r else {
-            panic!("localhost must be refused")
-        };
-        assert!(e.is::<ForbiddenAddress>(), "{e}");
+    async fn names_of_internal_addresses_are_refused() {
+        let r = resolve("localhost", 80, false).await;
+        assert!(matches!(r, Err(Failure::Forbidden)), "{r:?}");
+        let r = resolve("localhost", 80, true).await;
+        assert!(r.is_ok_and(|a| !a.is_empty()));
     }
 
     #[tokio::test]
@@ -314,6 +669,7 @@ mod tests {
             "http://[::1]:9/x",
             "http://169.254.169.254/latest",
             "http://10.1.2.3:9/",
+            "http://localhost:9/",
         ] {
             let r = c
                 .send(&attempt(url, false), Bytes::new(), Duration::from_secs(1))
@@ -332,6 +688,92 @@ mod tests {
             )
             .await;
         assert!(matches!(r, Err(FetchError::Connect)));
+    }
+
+    /// A keep-alive server answering `ok` to every request; counts connections.
+    async fn keep_alive_server() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&conns);
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        (addr, conns)
+    }
+
+    #[tokio::test]
+    async fn a_connection_read_to_its_end_is_reused_and_a_half_read_one_is_not() {
+        let (addr, conns) = keep_alive_server().await;
+        let c = Clients::new().expect("clients");
+        let url = format!("http://{addr}/x");
+        for _ in 0..5 {
+            let r = c
+                .send(&attempt(&url, true), Bytes::new(), Duration::from_secs(5))
+                .await
+                .expect("answered");
+            assert_eq!(r.status, 200);
+            let body = r.body.collect().await.expect("body").to_bytes();
+            assert_eq!(&body[..], b"ok");
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // a body dropped unread: its connection is closed, the next request opens another
+        let r = c
+            .send(&attempt(&url, true), Bytes::new(), Duration::from_secs(5))
+            .await
+            .expect("answered");
+        drop(r);
+        let r = c
+            .send(&attempt(&url, true), Bytes::new(), Duration::from_secs(5))
+            .await
+            .expect("answered");
+        let _ = r.body.collect().await;
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_server_closed_is_replaced_transparently() {
+        // a server that answers one request per connection and closes it without saying so
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let c = Clients::new().expect("clients");
+        let url = format!("http://{addr}/");
+        for i in 0..3 {
+            let r = c
+                .send(&attempt(&url, true), Bytes::new(), Duration::from_secs(5))
+                .await
+                .unwrap_or_else(|e| panic!("request {i}: {e:?}"));
+            assert_eq!(r.status, 200);
+            let _ = r.body.collect().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
