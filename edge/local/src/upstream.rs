@@ -370,7 +370,8 @@ impl<'a> Target<'a> {
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// `host[:port]` or `[v6][:port]`, with the scheme's default port.
@@ -612,7 +613,10 @@ mod tests {
             )
         );
         let t = Target::parse("http://127.0.0.1:8080").expect("valid");
-        assert_eq!((t.origin, t.port, t.path), ("http://127.0.0.1:8080", 8080, "/"));
+        assert_eq!(
+            (t.origin, t.port, t.path),
+            ("http://127.0.0.1:8080", 8080, "/")
+        );
         let t = Target::parse("HTTP://[::1]:9/x?q").expect("valid");
         assert_eq!((t.host, t.port, t.path), ("[::1]", 9, "/x?q"));
         let t = Target::parse("http://[::1]/").expect("valid");
