@@ -105,24 +105,22 @@ pub fn state_json(router: &Router, state: &State, cache: &CacheStats, now: Insta
             json!({ "name": r.name, "strategy": r.strategy.name(), "providers": slots })
         })
         .collect();
-    let mut results: Map<String, Value> = Map::new();
-    for ((route, result), n) in &state.metrics.cache {
-        let e = results
-            .entry(route.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(m) = e {
-            m.insert(String::from(*result), Value::from(*n));
-        }
-    }
-    let mut requests: Map<String, Value> = Map::new();
-    for ((route, class), n) in &state.metrics.requests {
-        let e = requests
-            .entry(route.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(m) = e {
-            m.insert(String::from(*class), Value::from(*n));
-        }
-    }
+    let by_route = |m: &alloc::collections::BTreeMap<
+        String,
+        alloc::collections::BTreeMap<&'static str, u64>,
+    >| {
+        m.iter()
+            .map(|(route, counts)| {
+                let inner: Map<String, Value> = counts
+                    .iter()
+                    .map(|(k, n)| (String::from(*k), Value::from(*n)))
+                    .collect();
+                (route.clone(), Value::Object(inner))
+            })
+            .collect::<Map<String, Value>>()
+    };
+    let results = by_route(&state.metrics.cache);
+    let requests = by_route(&state.metrics.requests);
     json!({
         "now_ms": now.as_millis(),
         "providers": providers,

@@ -569,6 +569,8 @@ pub struct BaseUrl {
     pub port: u16,
     /// Path prefix without a trailing slash (empty for none).
     pub path: String,
+    /// `origin()` followed by `path`, computed once: every attempt's URL starts with it.
+    prefix: String,
 }
 
 impl BaseUrl {
@@ -629,12 +631,22 @@ impl BaseUrl {
         if path.split('/').any(|seg| seg == ".." || seg == ".") {
             return Err(format!("`{s}`: dot segments are not allowed"));
         }
-        Ok(BaseUrl {
+        let mut url = BaseUrl {
             scheme: scheme.into(),
             host: host.to_ascii_lowercase(),
             port,
             path: path.into(),
-        })
+            prefix: String::new(),
+        };
+        url.prefix = url.origin() + &url.path;
+        Ok(url)
+    }
+
+    /// `scheme://host[:port]/path` without a trailing slash: [`BaseUrl::origin`] followed by
+    /// the path prefix. An attempt's URL is this followed by the request's path and query.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The origin, `scheme://host[:port]`, with the port only when not the default.

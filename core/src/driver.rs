@@ -273,18 +273,19 @@ async fn run<H: Host>(
             Step::Attempt(a) => {
                 let r = host.fetch(&a).await;
                 now = host.now();
-                let outcome = match r {
+                match r {
                     Ok(resp) => {
-                        let o = Outcome::Response {
-                            status: resp.status,
-                            headers: resp.headers.clone(),
-                        };
+                        host.with_state(|s| {
+                            call.handle_response(router, s, a.id, resp.status, &resp.headers, now);
+                        });
                         last = Some((a.id, resp));
-                        o
                     }
-                    Err(e) => Outcome::Error(e),
-                };
-                host.with_state(|s| call.handle_outcome(router, s, a.id, outcome, now));
+                    Err(e) => {
+                        host.with_state(|s| {
+                            call.handle_outcome(router, s, a.id, Outcome::Error(e), now);
+                        });
+                    }
+                }
             }
             Step::Sleep(t) => {
                 host.sleep_until(t).await;

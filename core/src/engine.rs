@@ -225,6 +225,13 @@ pub enum Outcome {
     Error(FetchError),
 }
 
+/// An [`Outcome`] with borrowed headers.
+#[derive(Clone, Copy)]
+enum Seen<'a> {
+    Response(u16, &'a [(String, String)]),
+    Error(FetchError),
+}
+
 /// How the call ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Final {
@@ -1015,12 +1022,9 @@ impl Call {
             headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&h.0));
             headers.push(h);
         }
-        let origin = provider.base_url.origin();
-        let mut url = String::with_capacity(
-            origin.len() + provider.base_url.path.len() + self.path_and_query.len(),
-        );
-        url.push_str(&origin);
-        url.push_str(&provider.base_url.path);
+        let prefix = provider.base_url.prefix();
+        let mut url = String::with_capacity(prefix.len() + self.path_and_query.len());
+        url.push_str(prefix);
         url.push_str(&self.path_and_query);
         let deadline = (now + route.timeout.per_try).min(self.deadline);
         self.attempts.push(AttemptRecord {
@@ -1116,6 +1120,36 @@ impl Call {
         outcome: Outcome,
         now: Instant,
     ) {
+        let seen = match &outcome {
+            Outcome::Response { status, headers } => Seen::Response(*status, headers),
+            Outcome::Error(e) => Seen::Error(*e),
+        };
+        self.handle(router, state, id, seen, now);
+    }
+
+    /// Feeds back the response head attempt `id` produced, with its headers borrowed: what
+    /// [`Call::handle_outcome`] does for [`Outcome::Response`], without the host copying
+    /// headers it still needs for the reply.
+    pub fn handle_response(
+        &mut self,
+        router: &Router,
+        state: &mut State,
+        id: u32,
+        status: u16,
+        headers: &[(String, String)],
+        now: Instant,
+    ) {
+        self.handle(router, state, id, Seen::Response(status, headers), now);
+    }
+
+    fn handle(
+        &mut self,
+        router: &Router,
+        state: &mut State,
+        id: u32,
+        outcome: Seen<'_>,
+        now: Instant,
+    ) {
         if self.phase != Phase::InFlight(id) {
             return;
         }
@@ -1130,9 +1164,8 @@ impl Call {
         let slow = latency >= route.breaker.slow_call;
         let ps = &mut state.providers[p];
         ps.stats.pending = ps.stats.pending.saturating_sub(1);
-        let (failure, retryable, sent, result) = match &outcome {
-            Outcome::Response { status, headers } => {
-                let status = *status;
+        let (failure, retryable, sent, result) = match outcome {
+            Seen::Response(status, headers) => {
                 let pc = &cfg.providers[p];
                 let until = match &pc.rate_limit {
                     Some(signals) => crate::ratelimit::cooldown_with(
@@ -1161,7 +1194,7 @@ impl Call {
                     AttemptResult::Status(status),
                 )
             }
-            Outcome::Error(e) => {
+            Seen::Error(e) => {
                 let class = &route.breaker.failure;
                 let failure = match e {
                     FetchError::Connect => class.connect,
@@ -1174,7 +1207,7 @@ impl Call {
                     failure,
                     retryable,
                     !matches!(e, FetchError::Connect | FetchError::Forbidden),
-                    AttemptResult::Error(*e),
+                    AttemptResult::Error(e),
                 )
             }
         };

@@ -40,14 +40,14 @@ impl Histogram {
 /// All counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Metrics {
-    /// (route, status class) → requests answered.
-    pub requests: BTreeMap<(String, &'static str), u64>,
-    /// (route, provider, outcome) → attempts finished.
-    pub attempts: BTreeMap<(String, String, String), u64>,
+    /// route → status class → requests answered.
+    pub requests: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// route → provider → outcome → attempts finished.
+    pub attempts: BTreeMap<String, BTreeMap<String, BTreeMap<&'static str, u64>>>,
     /// route → retries.
     pub retries: BTreeMap<String, u64>,
-    /// (route, result) → cache lookups.
-    pub cache: BTreeMap<(String, &'static str), u64>,
+    /// route → result → cache lookups.
+    pub cache: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// tenant → rate-limited or quota-refused requests.
     pub rate_limited: BTreeMap<String, u64>,
     /// tenant → requests refused for a route the tenant may not use.
@@ -71,9 +71,8 @@ fn class(status: u16) -> &'static str {
 impl Metrics {
     /// A request answered with `status`.
     pub fn count_request(&mut self, route: &str, status: u16) {
-        *self
-            .requests
-            .entry((String::from(route), class(status)))
+        *slot(&mut self.requests, route)
+            .entry(class(status))
             .or_default() += 1;
     }
     /// An attempt started (retries are counted by [`Metrics::count_retry`]).
@@ -87,17 +86,13 @@ impl Metrics {
         latency: Duration,
     ) {
         let outcome = match r {
-            AttemptResult::Status(s) => String::from(class(s)),
-            AttemptResult::Error(e) => String::from(e.name()),
+            AttemptResult::Status(s) => class(s),
+            AttemptResult::Error(e) => e.name(),
         };
-        *self
-            .attempts
-            .entry((String::from(route), String::from(provider), outcome))
+        *slot(slot(&mut self.attempts, route), provider)
+            .entry(outcome)
             .or_default() += 1;
-        self.latency
-            .entry(String::from(provider))
-            .or_default()
-            .observe(latency);
+        slot(&mut self.latency, provider).observe(latency);
     }
     /// A retry.
     pub fn count_retry(&mut self, route: &str) {
@@ -110,7 +105,7 @@ impl Metrics {
     }
     /// A cache lookup result: `hit`, `miss`, `stale`, `stale-if-error`, `bypass`.
     pub fn count_cache(&mut self, route: &str, result: &'static str) {
-        *self.cache.entry((String::from(route), result)).or_default() += 1;
+        *slot(&mut self.cache, route).entry(result).or_default() += 1;
     }
     /// A request refused by a rate limit or quota.
     pub fn count_rate_limited(&mut self, tenant: &str) {
@@ -129,6 +124,17 @@ impl Metrics {
     }
 }
 
+/// The value under `key`, inserted empty when absent; allocates the key only then (counting
+/// happens on every request, new labels rarely).
+fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(String::from(key), V::default());
+    }
+    // present: inserted just above if it was not
+    map.get_mut(key)
+        .unwrap_or_else(|| unreachable!("inserted above"))
+}
+
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -141,22 +147,27 @@ pub fn render(config: &Config, state: &State) -> String {
     let m = &state.metrics;
     let mut o = String::new();
     let _ = writeln!(o, "# HELP mosaic_requests_total Requests answered, by route and status class.\n# TYPE mosaic_requests_total counter");
-    for ((r, c), v) in &m.requests {
-        let _ = writeln!(
-            o,
-            "mosaic_requests_total{{route=\"{}\",status=\"{c}\"}} {v}",
-            esc(r)
-        );
+    for (r, classes) in &m.requests {
+        for (c, v) in classes {
+            let _ = writeln!(
+                o,
+                "mosaic_requests_total{{route=\"{}\",status=\"{c}\"}} {v}",
+                esc(r)
+            );
+        }
     }
     let _ = writeln!(o, "# HELP mosaic_attempts_total Upstream attempts, by route, provider and outcome.\n# TYPE mosaic_attempts_total counter");
-    for ((r, p, out), v) in &m.attempts {
-        let _ = writeln!(
-            o,
-            "mosaic_attempts_total{{route=\"{}\",provider=\"{}\",outcome=\"{}\"}} {v}",
-            esc(r),
-            esc(p),
-            esc(out)
-        );
+    for (r, providers) in &m.attempts {
+        for (p, outcomes) in providers {
+            for (out, v) in outcomes {
+                let _ = writeln!(
+                    o,
+                    "mosaic_attempts_total{{route=\"{}\",provider=\"{}\",outcome=\"{out}\"}} {v}",
+                    esc(r),
+                    esc(p),
+                );
+            }
+        }
     }
     let _ = writeln!(
         o,
@@ -166,12 +177,14 @@ pub fn render(config: &Config, state: &State) -> String {
         let _ = writeln!(o, "mosaic_retries_total{{route=\"{}\"}} {v}", esc(r));
     }
     let _ = writeln!(o, "# HELP mosaic_cache_total Cache lookups, by route and result.\n# TYPE mosaic_cache_total counter");
-    for ((r, res), v) in &m.cache {
-        let _ = writeln!(
-            o,
-            "mosaic_cache_total{{route=\"{}\",result=\"{res}\"}} {v}",
-            esc(r)
-        );
+    for (r, results) in &m.cache {
+        for (res, v) in results {
+            let _ = writeln!(
+                o,
+                "mosaic_cache_total{{route=\"{}\",result=\"{res}\"}} {v}",
+                esc(r)
+            );
+        }
     }
     let _ = writeln!(o, "# HELP mosaic_rate_limited_total Requests refused by rate limits or quotas, by tenant.\n# TYPE mosaic_rate_limited_total counter");
     for (t, v) in &m.rate_limited {

@@ -137,7 +137,7 @@ impl UpstreamRequest {
     /// The full URL on `base`.
     #[must_use]
     pub fn url(&self, base: &BaseUrl) -> String {
-        format!("{}{}{}", base.origin(), base.path, self.path_and_query)
+        format!("{}{}", base.prefix(), self.path_and_query)
     }
 
     /// The body parsed as JSON (tests and declarative templates).

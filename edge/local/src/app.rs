@@ -1,7 +1,6 @@
 //! One inbound request: limits, the admin API, the proxy path through core's driver, and the
 //! JSON log line.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -41,7 +40,17 @@ pub fn request_id() -> String {
     );
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    format!("{:016x}", z ^ (z >> 31))
+    hex16(z ^ (z >> 31))
+}
+
+/// `v` as 16 lowercase hex digits.
+fn hex16(v: u64) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for i in (0..16).rev() {
+        out.push(char::from(DIGITS[((v >> (i * 4)) & 0xf) as usize]));
+    }
+    out
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -59,10 +68,12 @@ fn response(reply: Reply<Body>) -> Response<Body> {
     *resp.status_mut() =
         hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
     let h = resp.headers_mut();
-    for (n, v) in &reply.headers {
+    h.reserve(reply.headers.len());
+    for (n, v) in reply.headers {
+        // the value's bytes move into the header (validated, not copied)
         if let (Ok(n), Ok(v)) = (
             hyper::header::HeaderName::from_bytes(n.as_bytes()),
-            HeaderValue::from_bytes(v.as_bytes()),
+            HeaderValue::from_maybe_shared(Bytes::from(v)),
         ) {
             h.append(n, v);
         }
@@ -71,8 +82,8 @@ fn response(reply: Reply<Body>) -> Response<Body> {
 }
 
 fn problem_response(p: &Problem, id: &str) -> (Response<Body>, RequestLog) {
-    let reply: Reply<Body> = driver::problem(p, id);
-    let log = reply.log.clone();
+    let mut reply: Reply<Body> = driver::problem(p, id);
+    let log = std::mem::take(&mut reply.log);
     (response(reply), log)
 }
 
@@ -137,30 +148,35 @@ fn host_of(req: &HttpRequest<Incoming>) -> Option<String> {
 }
 
 /// Handles one request; never fails (errors are problem+json responses).
+///
+/// `peer_ip` is the client's address as text, formatted once per connection.
 pub async fn handle(
     shared: Arc<Shared>,
     req: HttpRequest<Incoming>,
-    peer: SocketAddr,
+    peer_ip: Arc<str>,
 ) -> Response<Body> {
     let started = std::time::Instant::now();
     let id = request_id();
-    let method_text = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
-    let (resp, mut log) = route(shared, req, peer, &id).await;
-    if log.latency.is_zero() {
-        log.latency = started.elapsed();
+    // what the log line needs of the request, kept only when it will be written
+    let logged = tracing::enabled!(target: "mosaic::access", tracing::Level::INFO)
+        .then(|| (req.method().clone(), req.uri().path().to_string()));
+    let (resp, mut log) = route(shared, req, &peer_ip, &id).await;
+    if let Some((method, path)) = logged {
+        if log.latency.is_zero() {
+            log.latency = started.elapsed();
+        }
+        if log.status == 0 {
+            log.status = resp.status().as_u16();
+        }
+        log_line(&log, method.as_str(), &path, false);
     }
-    if log.status == 0 {
-        log.status = resp.status().as_u16();
-    }
-    log_line(&log, &method_text, &path, false);
     resp
 }
 
 async fn route(
     shared: Arc<Shared>,
     req: HttpRequest<Incoming>,
-    peer: SocketAddr,
+    ip: &str,
     id: &str,
 ) -> (Response<Body>, RequestLog) {
     let live = shared.live();
@@ -174,16 +190,7 @@ async fn route(
     // limits and framing first (core's `check_head`): nothing else looks at a request that
     // breaks them, and the connection is closed after the refusal so that no byte after a
     // malformed head (a smuggled request) is ever read as a request of its own
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = crate::upstream::header_pairs(req.headers());
     let limits = HeadLimits {
         max_headers: server.max_headers as usize,
         max_header_bytes: usize::try_from(server.max_header_bytes).unwrap_or(usize::MAX),
@@ -359,12 +366,11 @@ async fn route(
                     return closing(problem_response(&p, id));
                 }
             };
-            let ip = peer.ip().to_string();
             if mosaic_providers::v1::serves(
                 &live.router.config,
                 target.split('?').next().unwrap_or(""),
             ) {
-                return crate::v1::serve(&shared, &live, method, &target, headers, body, &ip, id)
+                return crate::v1::serve(&shared, &live, method, &target, headers, body, ip, id)
                     .await;
             }
             let request = Request {
@@ -372,12 +378,12 @@ async fn route(
                 host: host.as_deref(),
                 target: &target,
                 headers: &headers,
-                client_ip: Some(&ip),
+                client_ip: Some(ip),
                 locality: Locality::default(),
                 id,
             };
             let lh = LocalHost::new(Arc::clone(&shared), Arc::clone(&live), body.clone());
-            let reply = driver::handle(&lh, &live.router, &request, max_cache_body).await;
+            let mut reply = driver::handle(&lh, &live.router, &request, max_cache_body).await;
             if reply.revalidate {
                 let key = lh.looked_up.lock().ok().and_then(|mut k| k.take());
                 if let Some(key) = key {
@@ -388,13 +394,13 @@ async fn route(
                         host.clone(),
                         target.clone(),
                         headers.clone(),
-                        ip.clone(),
+                        ip.to_string(),
                         body,
                     );
                 }
             }
-            let log = reply.log.clone();
-            if reply.status == 400 && reply.log.problem.is_some() {
+            let log = std::mem::take(&mut reply.log);
+            if reply.status == 400 && log.problem.is_some() {
                 // refused by the router as malformed (e.g. a bad target): what follows it on
                 // the connection is not trusted either (an upstream's own 400 keeps it open)
                 return closing((response(reply), log));

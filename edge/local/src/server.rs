@@ -339,9 +339,11 @@ fn serve_connection(
     let shared2 = Arc::clone(shared);
     let max_head =
         usize::try_from(shared.live().router.config.server.max_header_bytes).unwrap_or(usize::MAX);
+    let ip: Arc<str> = Arc::from(peer.ip().to_string());
     let svc = service_fn(move |req| {
         let shared = Arc::clone(&shared2);
-        async move { Ok::<_, std::convert::Infallible>(crate::app::handle(shared, req, peer).await) }
+        let ip = Arc::clone(&ip);
+        async move { Ok::<_, std::convert::Infallible>(crate::app::handle(shared, req, ip).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

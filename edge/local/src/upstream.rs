@@ -148,16 +148,7 @@ impl Clients {
                 Ok(Ok(x)) => x,
             };
         let (parts, incoming) = resp.into_parts();
-        let headers = parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let headers = header_pairs(&parts.headers);
         Ok(UpstreamResponse {
             status: parts.status.as_u16(),
             headers,
@@ -278,6 +269,21 @@ impl Clients {
             handshake(stream).await
         }
     }
+}
+
+/// The headers as core's name/value pairs (names lowercase; a value that is not UTF-8 is
+/// decoded lossily).
+#[must_use]
+pub fn header_pairs(map: &hyper::HeaderMap) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(map.len());
+    for (n, v) in map {
+        let value = match v.to_str() {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        };
+        out.push((n.as_str().to_owned(), value));
+    }
+    out
 }
 
 /// HTTP/1.1 over `io`; the connection is driven by a task of the current runtime.
