@@ -76,24 +76,28 @@ pub struct Clients {
     tls: Arc<rustls::ClientConfig>,
 }
 
-/// The TLS configuration, built once per process.
+/// The TLS configuration, built once per process: the webpki roots.
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
     static TLS: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     TLS.get_or_init(|| {
-        let roots = rustls::RootCertStore {
+        tls_with_roots(rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        })
     })
     .clone()
+}
+
+/// A client TLS configuration trusting `roots`, HTTP/1.1 only.
+fn tls_with_roots(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("cannot set up TLS: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 impl Clients {
@@ -784,6 +788,107 @@ mod tests {
             let _ = r.body.collect().await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// A TLS server for `localhost` with a certificate of its own; its certificate (DER).
+    async fn tls_server() -> (SocketAddr, Vec<u8>) {
+        let cert = rcgen::generate_simple_self_signed(vec![String::from("localhost")])
+            .expect("certificate");
+        let der = cert.cert.der().to_vec();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()),
+        );
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("server config");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(s).await else {
+                        return;
+                    };
+                    let svc =
+                        hyper::service::service_fn(|req: hyper::Request<Incoming>| async move {
+                            let host = req
+                                .headers()
+                                .get(HOST)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string();
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::from(format!("tls {} {host}", req.uri())),
+                            )))
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        (addr, der)
+    }
+
+    #[tokio::test]
+    async fn https_upstreams_are_verified_and_pooled() {
+        let (addr, der) = tls_server().await;
+        let url = format!("https://localhost:{}/v1/x?q=1", addr.port());
+        // trusting the server's certificate: the exchange works, with SNI and Host for the name
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der.into()).expect("root");
+        let trusting = Clients {
+            pool: Arc::new(Pool::default()),
+            tls: tls_with_roots(roots).expect("tls"),
+        };
+        for _ in 0..3 {
+            let r = trusting
+                .send(&attempt(&url, true), Bytes::new(), Duration::from_secs(5))
+                .await
+                .expect("answered over TLS");
+            assert_eq!(r.status, 200);
+            let body = r.body.collect().await.expect("body").to_bytes();
+            assert_eq!(
+                String::from_utf8_lossy(&body),
+                format!("tls /v1/x?q=1 localhost:{}", addr.port())
+            );
+        }
+        let idle = trusting
+            .pool
+            .idle
+            .lock()
+            .map(|m| m.values().map(Vec::len).sum::<usize>());
+        assert_eq!(idle.ok(), Some(1), "one TLS connection, reused");
+        // the default roots do not trust it: a connect failure (nothing was sent), so core
+        // fails over
+        let default = Clients::new().expect("clients");
+        let r = default
+            .send(&attempt(&url, true), Bytes::new(), Duration::from_secs(5))
+            .await;
+        assert!(
+            matches!(r, Err(FetchError::Connect)),
+            "untrusted certificate: {:?}",
+            r.err()
+        );
+        // the webhook path too, with the reason and no URL in the message
+        let r = default
+            .post(&url, &[], b"{}", Duration::from_secs(5), true)
+            .await;
+        let Err(PostError::Network(m)) = r else {
+            panic!("untrusted certificate: {r:?}")
+        };
+        assert!(m.contains("TLS"), "{m}");
+        assert!(!m.contains("q=1"), "{m}");
     }
 
     #[tokio::test]
