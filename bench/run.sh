@@ -143,6 +143,14 @@ PIDS+=("$MOSAIC_PID")
 wait_port "$P_MOSAIC"; wait_port "$P_NGINX"
 sleep 1
 rss_kib() { awk "/^$2:/ {print \$2}" "/proc/$1/status"; }
+# CPU time (user and system, in clock ticks) of processes, for CPU per request
+ticks() { local t=0 p f; for p in "$@"; do f=($(cut -d' ' -f14,15 "/proc/$p/stat")); t=$((t + f[0] + f[1])); done; echo "$t"; }
+NGINX_PIDS() { # the master and its workers
+  local master d; master=$(cat "$WORK/nginx.pid"); echo "$master"
+  for d in /proc/[0-9]*; do
+    [ "$(awk '/^PPid:/ {print $2}' "$d/status" 2>/dev/null)" = "$master" ] && echo "${d#/proc/}"
+  done
+}
 IDLE_RSS=$(rss_kib "$MOSAIC_PID" VmRSS)
 
 run() { # name url duration
@@ -156,9 +164,13 @@ echo "warming up" >&2
 "$OHA" -z 2s -c "$CONC" --no-tui --output-format json "http://127.0.0.1:$P_NGINX/happy/x" >/dev/null
 echo "measuring ($DUR happy path, $FDUR per failover scenario, $CONC connections)" >&2
 run direct        "http://127.0.0.1:$P_OK/happy/x" "$DUR"
+T0=$(ticks "$MOSAIC_PID")
 run mosaic        "http://127.0.0.1:$P_MOSAIC/happy/x" "$DUR"
+MOSAIC_TICKS=$(( $(ticks "$MOSAIC_PID") - T0 ))
 LOAD_RSS=$(rss_kib "$MOSAIC_PID" VmRSS)
+T0=$(ticks $(NGINX_PIDS))
 run nginx         "http://127.0.0.1:$P_NGINX/happy/x" "$DUR"
+NGINX_TICKS=$(( $(ticks $(NGINX_PIDS)) - T0 ))
 for s in refused 5xx timeout; do
   run "mosaic-$s" "http://127.0.0.1:$P_MOSAIC/$s/x" "$FDUR"
   run "nginx-$s"  "http://127.0.0.1:$P_NGINX/$s/x" "$FDUR"
@@ -168,5 +180,5 @@ sleep 2
 AFTER_RSS=$(rss_kib "$MOSAIC_PID" VmRSS)
 
 WORK="$WORK" CONC="$CONC" DUR="$DUR" FDUR="$FDUR" IDLE_RSS="$IDLE_RSS" LOAD_RSS="$LOAD_RSS" PEAK_RSS="$PEAK_RSS" \
-AFTER_RSS="$AFTER_RSS" OUT="$ROOT/bench/RESULTS.md" python3 "$ROOT/bench/summarize.py"
+AFTER_RSS="$AFTER_RSS" MOSAIC_TICKS="$MOSAIC_TICKS" NGINX_TICKS="$NGINX_TICKS" HZ="$(getconf CLK_TCK)" OUT="$ROOT/bench/RESULTS.md" python3 "$ROOT/bench/summarize.py"
 cat "$ROOT/bench/RESULTS.md"
