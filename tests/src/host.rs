@@ -195,6 +195,12 @@ impl LocalRouter {
         None
     }
 
+    /// The process id, while it runs.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Sends SIGHUP (reload).
     pub fn hangup(&self) {
         if let Some(c) = &self.child {

@@ -168,6 +168,54 @@ async fn file_store_persists_breaker_state_across_restarts() {
     assert_eq!(bad.hits(), 2);
 }
 
+/// `[server] workers`: that many worker threads serve the connections, the state they decide
+/// with is one, and many connections at once are all served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_threads_share_one_state_and_serve_concurrent_connections() {
+    let bad = Mock::start("bad", Behaviour::status(500)).await;
+    let ok = Mock::start("ok", Behaviour::ok()).await;
+    let cfg = format!(
+        "{}{}{}[[routes]]\nname = \"r\"\nmatch = {{ path = \"/{{*rest}}\" }}\nproviders = [\"bad\", \"ok\"]\nretry = {{ on_status = [500] }}\nbreaker = {{ min_calls = 2, size = 4, open_ms = 60000, open_max_ms = 60000 }}\n",
+        server("workers = 3"),
+        provider("bad", &bad.url()),
+        provider("ok", &ok.url())
+    );
+    let r = local().spawn(&cfg, &[]).expect("start");
+    #[cfg(target_os = "linux")]
+    {
+        let pid = r.pid().expect("running");
+        let workers = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("threads")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with("mosaic-worker-"))
+            .count();
+        assert_eq!(workers, 3, "one thread per configured worker");
+    }
+    // a new connection per request: connections are spread over the workers, and a failure
+    // seen by one worker counts for all (the breaker opens after 2, wherever they happened)
+    for _ in 0..9 {
+        let c = Client::new(&r.base_url());
+        let resp = c.get("/a").await;
+        assert_eq!((resp.status, resp.from()), (200, "ok"), "{resp:?}");
+    }
+    assert_eq!(bad.hits(), 2, "one breaker across the worker threads");
+    // many connections at once
+    let base = r.base_url();
+    let mut all = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let c = Client::new(&base);
+        all.spawn(async move { c.get(&format!("/c/{i}")).await });
+    }
+    let mut served = 0;
+    while let Some(done) = all.join_next().await {
+        let resp = done.expect("request task");
+        assert_eq!((resp.status, resp.from()), (200, "ok"), "{resp:?}");
+        served += 1;
+    }
+    assert_eq!(served, 24);
+    assert_eq!(bad.hits(), 2, "the open breaker kept traffic away");
+}
+
 #[test]
 fn check_names_the_key_path_of_every_error() {
     let dir = mosaic_tests::host::tempdir();

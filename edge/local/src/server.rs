@@ -200,13 +200,9 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
                         continue;
                     }
                 };
-                // the worker serving the fewest connections; ties go round robin
                 next = (next + 1) % workers.len();
-                let pick = (0..workers.len())
-                    .map(|k| (next + k) % workers.len())
-                    .min_by_key(|&k| workers[k].open.load(Ordering::Relaxed))
-                    .unwrap_or(0);
-                workers[pick].hand(Accepted { stream, peer, permit });
+                let open: Vec<usize> = workers.iter().map(|w| w.open.load(Ordering::Relaxed)).collect();
+                workers[least_busy(&open, next)].hand(Accepted { stream, peer, permit });
             }
         }
     }
@@ -237,6 +233,15 @@ fn worker_count(configured: u32) -> usize {
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         n => n as usize,
     }
+}
+
+/// The worker serving the fewest connections (`open[i]` for worker `i`); ties go to the first
+/// at or after `start`, so equal workers take turns.
+fn least_busy(open: &[usize], start: usize) -> usize {
+    (0..open.len())
+        .map(|k| (start + k) % open.len())
+        .min_by_key(|&k| open[k])
+        .unwrap_or(0)
 }
 
 /// A connection accepted by the acceptor, on its way to a worker.
@@ -544,5 +549,26 @@ async fn persist(shared: &Shared) {
     match shared.store.put(STATE_KEY, bytes, None, true).await {
         Ok(()) => tracing::info!(store = shared.store.kind(), "state persisted"),
         Err(e) => tracing::warn!(error = %e, "state could not be persisted"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::least_busy;
+
+    #[test]
+    fn connections_go_to_the_least_busy_worker_and_ties_take_turns() {
+        assert_eq!(least_busy(&[3, 1, 2], 0), 1);
+        assert_eq!(least_busy(&[3, 1, 1], 0), 1);
+        assert_eq!(least_busy(&[3, 1, 1], 2), 2);
+        assert_eq!(least_busy(&[0, 0, 0], 1), 1);
+        assert_eq!(least_busy(&[0, 0, 0], 2), 2);
+        assert_eq!(least_busy(&[5], 0), 0);
+        // every worker gets its turn among equals
+        let mut seen = [0usize; 4];
+        for start in 0..8 {
+            seen[least_busy(&[2, 2, 2, 2], start % 4)] += 1;
+        }
+        assert_eq!(seen, [2, 2, 2, 2]);
     }
 }
