@@ -89,6 +89,9 @@ pub struct RawServer {
     pub cache_bytes: u64,
     /// Largest response body buffered for caching, in bytes; larger bodies stream uncached.
     pub max_cache_body_bytes: u64,
+    /// A PEM file of extra root certificates the native server trusts for `https` providers
+    /// (an internal CA), besides the public web PKI roots.
+    pub ca_file: Option<String>,
 }
 
 impl Default for RawServer {
@@ -104,6 +107,7 @@ impl Default for RawServer {
             shutdown_grace_ms: 10_000,
             cache_bytes: 16 << 20,
             max_cache_body_bytes: 1 << 20,
+            ca_file: None,
         }
     }
 }
@@ -959,6 +963,17 @@ impl RawConfig {
             if v == 0 {
                 e.push(key, "must be greater than 0");
             }
+        }
+        if self
+            .server
+            .ca_file
+            .as_deref()
+            .is_some_and(|f| f.trim().is_empty())
+        {
+            e.push(
+                "server.ca_file",
+                "must be the path of a PEM file of root certificates",
+            );
         }
         if self.server.workers > 1024 {
             e.push(

@@ -19,6 +19,7 @@ fn collects_every_error_with_its_key_path() {
 admin_token = "plaintext-token"
 listen = "nowhere"
 workers = 5000
+ca_file = " "
 [store]
 kind = "postgres"
 [[providers]]
@@ -52,6 +53,7 @@ tenant = "nobody"
     let want = [
         "server.admin_token: expected a secret reference",
         "server.listen: `nowhere` is not an address",
+        "server.ca_file: must be the path of a PEM file of root certificates",
         "server.workers: 5000 worker threads is too many; use 0 for one per CPU",
         "store.kind: unknown store kind \"postgres\"; expected one of memory, file, redis",
         "providers[0].base_url: `ftp://github.com` is not an http(s) URL",

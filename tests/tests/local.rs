@@ -252,6 +252,27 @@ fn check_names_the_key_path_of_every_error() {
         .expect("run mosaic check");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.listenn: unknown field"));
+    // a CA file that cannot be read is reported at its key, before anything serves
+    let ca = dir.join("ca.toml");
+    std::fs::write(
+        &ca,
+        format!(
+            "[server]\nca_file = \"{}\"\n",
+            dir.join("no-such-ca.pem").display()
+        ),
+    )
+    .expect("write");
+    let out = Command::new(mosaic_binary())
+        .args(["check", "--config"])
+        .arg(&ca)
+        .output()
+        .expect("run mosaic check");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ca.toml: server.ca_file: cannot read") && err.contains("no-such-ca.pem"),
+        "{err}"
+    );
     let good = Command::new(mosaic_binary())
         .args([
             "check",

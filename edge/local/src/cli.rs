@@ -143,6 +143,11 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
             .map(|e| format!("{shown}: {}: {}", e.path, e.message))
             .collect::<Vec<_>>()
     })?;
+    if let Some(f) = &config.server.ca_file {
+        // checked here so that `mosaic check` and a reload report it like any other error
+        crate::upstream::read_roots(f)
+            .map_err(|e| vec![format!("{shown}: server.ca_file: {e}")])?;
+    }
     Ok(Loaded {
         path: path.to_path_buf(),
         config,

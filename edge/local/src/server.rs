@@ -124,6 +124,9 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
     let in_sync = (!restored.is_empty()).then_some((1, state.material));
     let server_cfg = router.config.server.clone();
     // fail early when TLS cannot be set up; each worker builds its own clients on first use
+    if let Some(f) = &server_cfg.ca_file {
+        crate::upstream::trust(crate::upstream::read_roots(f)?);
+    }
     Clients::new()?;
     let live = Live {
         router,
@@ -458,9 +461,10 @@ pub async fn reload(shared: &Shared) -> Result<(u64, Vec<String>), Vec<String>> 
     if router.config.server.max_connections != old.router.config.server.max_connections
         || router.config.server.cache_bytes != old.router.config.server.cache_bytes
         || router.config.server.workers != old.router.config.server.workers
+        || router.config.server.ca_file != old.router.config.server.ca_file
     {
         warnings.push(String::from(
-            "[server] max_connections / cache_bytes / workers changed: restart to apply",
+            "[server] max_connections / cache_bytes / workers / ca_file changed: restart to apply",
         ));
     }
     let state = {

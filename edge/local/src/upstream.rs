@@ -76,15 +76,62 @@ pub struct Clients {
     tls: Arc<rustls::ClientConfig>,
 }
 
-/// The TLS configuration, built once per process: the webpki roots.
+/// Extra root certificates (`[server] ca_file`), set once before the first client is built.
+static EXTRA_ROOTS: OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> = OnceLock::new();
+
+/// Reads the root certificates of a PEM file.
+///
+/// # Errors
+/// When the file cannot be read, holds no certificate, or a certificate is malformed.
+pub fn read_roots(path: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("`{path}` is not a PEM file of certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "`{path}` holds no certificate (expected PEM blocks `-----BEGIN CERTIFICATE-----`)"
+        ));
+    }
+    let mut store = rustls::RootCertStore::empty();
+    for (i, c) in certs.iter().enumerate() {
+        store.add(c.clone()).map_err(|e| {
+            format!(
+                "`{path}`: certificate {} is not usable as a root: {e}",
+                i + 1
+            )
+        })?;
+    }
+    Ok(certs)
+}
+
+/// Trusts `certs` besides the webpki roots, for every client built after this call. Only the
+/// first call counts (the server makes it once, before starting its workers).
+pub fn trust(certs: Vec<rustls::pki_types::CertificateDer<'static>>) {
+    let _ = EXTRA_ROOTS.set(certs);
+}
+
+/// The TLS configuration, built once per process: the webpki roots and any [`trust`]ed ones.
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
     static TLS: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    TLS.get_or_init(|| {
-        tls_with_roots(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
-    })
-    .clone()
+    TLS.get_or_init(|| tls_trusting(EXTRA_ROOTS.get().map_or(&[], Vec::as_slice)))
+        .clone()
+}
+
+/// A client TLS configuration trusting the webpki roots and `extra`.
+fn tls_trusting(
+    extra: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for c in extra {
+        roots
+            .add(c.clone())
+            .map_err(|e| format!("[server] ca_file: {e}"))?;
+    }
+    tls_with_roots(roots)
 }
 
 /// A client TLS configuration trusting `roots`, HTTP/1.1 only.
@@ -844,12 +891,21 @@ mod tests {
     async fn https_upstreams_are_verified_and_pooled() {
         let (addr, der) = tls_server().await;
         let url = format!("https://localhost:{}/v1/x?q=1", addr.port());
-        // trusting the server's certificate: the exchange works, with SNI and Host for the name
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(der.into()).expect("root");
+        // trusting the server's certificate as `[server] ca_file` does (a PEM file, added to
+        // the webpki roots): the exchange works, with SNI and Host for the name
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der)
+        );
+        let dir = std::env::temp_dir().join(format!("mosaic-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("ca.pem");
+        std::fs::write(&file, pem).expect("write");
+        let roots = read_roots(&file.to_string_lossy()).expect("a PEM of one certificate");
+        assert_eq!(roots.len(), 1);
         let trusting = Clients {
             pool: Arc::new(Pool::default()),
-            tls: tls_with_roots(roots).expect("tls"),
+            tls: tls_trusting(&roots).expect("tls"),
         };
         for _ in 0..3 {
             let r = trusting
@@ -889,6 +945,29 @@ mod tests {
         };
         assert!(m.contains("TLS"), "{m}");
         assert!(!m.contains("q=1"), "{m}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ca_files_that_hold_no_usable_certificate_are_refused_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("mosaic-badca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let missing = dir.join("missing.pem");
+        let e = read_roots(&missing.to_string_lossy()).expect_err("missing");
+        assert!(e.contains("cannot read"), "{e}");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "just text\n").expect("write");
+        let e = read_roots(&empty.to_string_lossy()).expect_err("no certificate");
+        assert!(e.contains("holds no certificate"), "{e}");
+        let broken = dir.join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let e = read_roots(&broken.to_string_lossy()).expect_err("not a certificate");
+        assert!(e.contains("not usable as a root"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
