@@ -204,8 +204,16 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
                     }
                 };
                 next = (next + 1) % workers.len();
-                let open: Vec<usize> = workers.iter().map(|w| w.open.load(Ordering::Relaxed)).collect();
-                workers[least_busy(&open, next)].hand(Accepted { stream, peer, permit });
+                let mut conn = Accepted { stream, peer, permit };
+                // a worker whose thread is gone (a bug) gives the connection back and is
+                // never picked again; the next least-busy one takes it
+                for _ in 0..workers.len() {
+                    let open: Vec<usize> = workers.iter().map(|w| w.open.load(Ordering::Relaxed)).collect();
+                    match workers[least_busy(&open, next)].hand(conn) {
+                        Ok(()) => break,
+                        Err(back) => conn = back,
+                    }
+                }
             }
         }
     }
@@ -310,11 +318,17 @@ impl Worker {
         Ok(Worker { tx, open, done })
     }
 
-    fn hand(&self, a: Accepted) {
+    /// Hands `a` to this worker; gives it back when the worker's thread is gone (and marks the
+    /// worker so busy that it is not picked again).
+    fn hand(&self, a: Accepted) -> Result<(), Accepted> {
         self.open.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(a).is_err() {
-            self.open.fetch_sub(1, Ordering::Relaxed);
-            tracing::error!("a worker thread is gone; connection dropped");
+        match self.tx.send(a) {
+            Ok(()) => Ok(()),
+            Err(back) => {
+                self.open.store(usize::MAX / 2, Ordering::Relaxed);
+                tracing::error!("a worker thread is gone; its connections go to the others");
+                Err(back.0)
+            }
         }
     }
 
@@ -558,7 +572,41 @@ async fn persist(shared: &Shared) {
 
 #[cfg(test)]
 mod tests {
-    use super::least_busy;
+    use super::{least_busy, Accepted, Worker};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_worker_whose_thread_is_gone_gives_connections_back_and_is_not_picked_again() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        drop(rx);
+        let (_done_tx, done) = tokio::sync::oneshot::channel();
+        let dead = Worker {
+            tx,
+            open: Arc::new(AtomicUsize::new(0)),
+            done,
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (stream, peer) = listener.accept().expect("accept");
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("permit");
+        let back = dead.hand(Accepted {
+            stream,
+            peer,
+            permit,
+        });
+        assert!(back.is_err(), "the connection comes back");
+        let open = [dead.open.load(Ordering::Relaxed), 7];
+        assert_eq!(
+            least_busy(&open, 0),
+            1,
+            "a live worker, however busy, is preferred"
+        );
+        drop(client);
+    }
 
     #[test]
     fn connections_go_to_the_least_busy_worker_and_ties_take_turns() {
