@@ -8,15 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use mosaic_core::time::Instant;
 use mosaic_core::webhook::Scheme;
-use mosaic_providers::webhook::{preset_by_name, sign};
-use mosaic_tests::host::{
-    mosaic_binary, tempdir, LocalBinary, LocalRouter, Redis, Running, ADMIN_TOKEN,
+use mosaic_tests::hooks::{
+    self, admin, cloud_event as ce, github_headers, issue_body as body, now, ok_ids, post_hook,
 };
-use mosaic_tests::mock::{Behaviour, Mock, Seen};
+use mosaic_tests::host::{mosaic_binary, tempdir, LocalBinary, LocalRouter, Redis, Running};
+use mosaic_tests::mock::{Behaviour, Mock};
 use mosaic_tests::scenarios::{eventually, provider, server, Client, Resp};
 
 /// The endpoint's GitHub secret (bound to `env:MOSAIC_TEST_HOOK_SECRET`).
@@ -25,19 +24,16 @@ const HOOK_SECRET: &str = "gh-hook-secret-3f9a1c";
 const DEST_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const MAX_BODY: usize = 4096;
 
-fn now() -> Instant {
-    let us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    Instant::from_micros(us)
-}
-
 /// A config with one GitHub endpoint `gh` forwarding to `dest` (signed, `attempts` attempts).
 fn config(dest: &str, attempts: u32) -> String {
     format!(
         "{}[[webhooks]]\nname = \"gh\"\nscheme = \"github\"\nsecrets = [\"env:MOSAIC_TEST_HOOK_SECRET\"]\nmax_body_bytes = {MAX_BODY}\ndestinations = [{{ url = \"{dest}\", allow_private = true, sign_secret = \"env:MOSAIC_TEST_DEST_SECRET\", attempts = {attempts} }}]\n",
         server("")
     )
+}
+
+async fn deliver(c: &Client, n: u32, id: &str) -> Resp {
+    hooks::deliver(c, HOOK_SECRET, n, id).await
 }
 
 fn start(cfg: &str) -> LocalRouter {
@@ -50,72 +46,6 @@ fn start(cfg: &str) -> LocalRouter {
             ],
         )
         .unwrap_or_else(|e| panic!("mosaic did not start: {e}\nconfig:\n{cfg}"))
-}
-
-/// A GitHub `issues.opened` body for issue `n`.
-fn body(n: u32) -> Vec<u8> {
-    format!(
-        r#"{{"action":"opened","issue":{{"number":{n},"title":"t{n}"}},"repository":{{"full_name":"o/r"}}}}"#
-    )
-    .into_bytes()
-}
-
-/// The headers GitHub would send with `body` as delivery `id`, signed with `secret`.
-fn github_headers(secret: &str, body: &[u8], id: &str) -> Vec<(String, String)> {
-    let preset = preset_by_name("github").expect("github preset");
-    let mut h = sign(
-        preset,
-        secret.as_bytes(),
-        body,
-        None,
-        id,
-        Some("issues"),
-        now(),
-    )
-    .expect("sign");
-    h.push((
-        String::from("content-type"),
-        String::from("application/json"),
-    ));
-    h
-}
-
-async fn post_hook(c: &Client, path: &str, headers: &[(String, String)], body: Vec<u8>) -> Resp {
-    let h: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    c.send("POST", path, &h, body).await
-}
-
-async fn deliver(c: &Client, n: u32, id: &str) -> Resp {
-    let b = body(n);
-    post_hook(c, "/hooks/gh", &github_headers(HOOK_SECRET, &b, id), b).await
-}
-
-async fn admin(c: &Client, method: &str, path: &str) -> Resp {
-    c.send(
-        method,
-        path,
-        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
-        Vec::new(),
-    )
-    .await
-}
-
-fn ce(s: &Seen) -> serde_json::Value {
-    serde_json::from_slice(&s.body).expect("the forwarded body is JSON")
-}
-
-fn ok_ids(m: &Mock) -> BTreeMap<String, u32> {
-    let mut ids = BTreeMap::new();
-    for (s, status) in m.answered() {
-        if status.is_some_and(|st| (200..300).contains(&st)) {
-            *ids.entry(ce(&s)["id"].as_str().unwrap_or("").to_string())
-                .or_insert(0) += 1;
-        }
-    }
-    ids
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

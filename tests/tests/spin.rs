@@ -17,13 +17,14 @@
 //!   (Spin shares state through its key-value store, checked by
 //!   [`state_persists_across_requests_and_restarts`]).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use mosaic_core::time::Instant;
 use mosaic_core::webhook::Scheme;
-use mosaic_providers::webhook::{preset_by_name, sign};
-use mosaic_tests::host::{Running, ADMIN_TOKEN};
-use mosaic_tests::mock::{Behaviour, Mock, Seen};
+use mosaic_tests::hooks::{
+    self, admin, cloud_event as ce, github_headers, issue_body as hook_body, now, post_hook,
+};
+use mosaic_tests::host::Running;
+use mosaic_tests::mock::{Behaviour, Mock};
 use mosaic_tests::scenarios::{self, eventually, provider, server, Client, Resp, UPSTREAM_TOKEN};
 use mosaic_tests::spin::{SpinComponent, SpinRouter};
 
@@ -363,19 +364,16 @@ const HOOK_SECRET: &str = "gh-hook-secret-3f9a1c";
 /// The destination's Standard Webhooks signing secret (`mosaic_test_dest_secret`).
 const DEST_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-fn now() -> Instant {
-    let us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-    Instant::from_micros(us)
-}
-
 /// One GitHub endpoint `gh` forwarding to `dest` (signed, `attempts` attempts).
 fn hook_config(dest: &str, attempts: u32) -> String {
     format!(
         "{}[[webhooks]]\nname = \"gh\"\nscheme = \"github\"\nsecrets = [\"env:MOSAIC_TEST_HOOK_SECRET\"]\nmax_body_bytes = 4096\ndestinations = [{{ url = \"{dest}\", allow_private = true, sign_secret = \"env:MOSAIC_TEST_DEST_SECRET\", attempts = {attempts} }}]\n",
         server("")
     )
+}
+
+async fn deliver(c: &Client, n: u32, id: &str) -> Resp {
+    hooks::deliver(c, HOOK_SECRET, n, id).await
 }
 
 fn start_hooks(host: &SpinComponent, cfg: &str) -> SpinRouter {
@@ -387,60 +385,6 @@ fn start_hooks(host: &SpinComponent, cfg: &str) -> SpinRouter {
         ],
     )
     .unwrap_or_else(|e| panic!("spin did not start: {e}\nconfig:\n{cfg}"))
-}
-
-fn hook_body(n: u32) -> Vec<u8> {
-    format!(
-        r#"{{"action":"opened","issue":{{"number":{n},"title":"t{n}"}},"repository":{{"full_name":"o/r"}}}}"#
-    )
-    .into_bytes()
-}
-
-/// The headers GitHub would send with `body` as delivery `id`, signed with `secret`.
-fn github_headers(secret: &str, body: &[u8], id: &str) -> Vec<(String, String)> {
-    let preset = preset_by_name("github").expect("github preset");
-    let mut h = sign(
-        preset,
-        secret.as_bytes(),
-        body,
-        None,
-        id,
-        Some("issues"),
-        now(),
-    )
-    .expect("sign");
-    h.push((
-        String::from("content-type"),
-        String::from("application/json"),
-    ));
-    h
-}
-
-async fn post_hook(c: &Client, headers: &[(String, String)], body: Vec<u8>) -> Resp {
-    let h: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    c.send("POST", "/hooks/gh", &h, body).await
-}
-
-async fn deliver(c: &Client, n: u32, id: &str) -> Resp {
-    let b = hook_body(n);
-    post_hook(c, &github_headers(HOOK_SECRET, &b, id), b).await
-}
-
-async fn admin(c: &Client, method: &str, path: &str) -> Resp {
-    c.send(
-        method,
-        path,
-        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
-        Vec::new(),
-    )
-    .await
-}
-
-fn ce(s: &Seen) -> serde_json::Value {
-    serde_json::from_slice(&s.body).expect("the forwarded body is JSON")
 }
 
 /// A genuine GitHub delivery is answered 200 and forwarded, as a signed CloudEvent, by the
@@ -522,6 +466,7 @@ async fn webhook_forged_is_401_problem_without_the_secret() {
     let b = hook_body(1);
     let resp = post_hook(
         &c,
+        "/hooks/gh",
         &github_headers("not-the-secret", &b, "d-forged"),
         b.clone(),
     )
@@ -543,6 +488,7 @@ async fn webhook_forged_is_401_problem_without_the_secret() {
     // a genuine signature over another body
     let resp = post_hook(
         &c,
+        "/hooks/gh",
         &github_headers(HOOK_SECRET, &b, "d-forged-2"),
         hook_body(2),
     )
@@ -550,7 +496,7 @@ async fn webhook_forged_is_401_problem_without_the_secret() {
     assert_eq!(resp.status, 401, "{resp:?}");
     // no signature at all
     let unsigned = [(String::from("x-github-event"), String::from("issues"))];
-    let resp = post_hook(&c, &unsigned, b).await;
+    let resp = post_hook(&c, "/hooks/gh", &unsigned, b).await;
     assert_eq!(resp.status, 401, "{resp:?}");
     let resp = c.send("POST", "/hooks/nope", &[], hook_body(1)).await;
     assert_eq!(resp.status, 404, "{resp:?}");

@@ -333,12 +333,13 @@ async fn one_json_log_line_per_request() {
 /// run in `ctx.wait_until` with the library's default policy (2 s backoff base, full jitter).
 mod webhooks {
     use std::collections::BTreeMap;
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use std::time::Duration;
 
-    use mosaic_core::time::Instant;
-    use mosaic_providers::webhook::{preset_by_name, sign};
-    use mosaic_tests::host::{Running, ADMIN_TOKEN};
-    use mosaic_tests::mock::{Behaviour, Mock, Seen};
+    use mosaic_tests::hooks::{
+        self, admin, cloud_event as ce, github_headers, issue_body as body, ok_ids, post_hook,
+    };
+    use mosaic_tests::host::Running;
+    use mosaic_tests::mock::{Behaviour, Mock};
     use mosaic_tests::scenarios::{eventually, server, Client, Resp, UPSTREAM_TOKEN};
     use mosaic_tests::workers::WorkerRouter;
 
@@ -346,13 +347,6 @@ mod webhooks {
 
     /// The endpoint's secret: the value of the `MOSAIC_TEST_UPSTREAM` binding.
     const HOOK_SECRET: &str = UPSTREAM_TOKEN;
-
-    fn now() -> Instant {
-        let us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        Instant::from_micros(us)
-    }
 
     /// One GitHub endpoint `gh` forwarding to `dest` with `attempts` attempts.
     fn config(dest: &str, attempts: u32) -> String {
@@ -362,6 +356,10 @@ mod webhooks {
         )
     }
 
+    async fn deliver(c: &Client, n: u32, id: &str) -> Resp {
+        hooks::deliver(c, HOOK_SECRET, n, id).await
+    }
+
     /// The worker serving `cfg`, or `None` (skip) outside scripts/test-workers.
     fn start(cfg: &str) -> Option<WorkerRouter> {
         let host = workers()?;
@@ -369,75 +367,6 @@ mod webhooks {
             host.spawn(cfg)
                 .unwrap_or_else(|e| panic!("wrangler dev did not start: {e}\nconfig:\n{cfg}")),
         )
-    }
-
-    fn body(n: u32) -> Vec<u8> {
-        format!(
-            r#"{{"action":"opened","issue":{{"number":{n},"title":"t{n}"}},"repository":{{"full_name":"o/r"}}}}"#
-        )
-        .into_bytes()
-    }
-
-    fn github_headers(secret: &str, body: &[u8], id: &str) -> Vec<(String, String)> {
-        let preset = preset_by_name("github").expect("github preset");
-        let mut h = sign(
-            preset,
-            secret.as_bytes(),
-            body,
-            None,
-            id,
-            Some("issues"),
-            now(),
-        )
-        .expect("sign");
-        h.push((
-            String::from("content-type"),
-            String::from("application/json"),
-        ));
-        h
-    }
-
-    async fn post_hook(
-        c: &Client,
-        path: &str,
-        headers: &[(String, String)],
-        body: Vec<u8>,
-    ) -> Resp {
-        let h: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        c.send("POST", path, &h, body).await
-    }
-
-    async fn deliver(c: &Client, n: u32, id: &str) -> Resp {
-        let b = body(n);
-        post_hook(c, "/hooks/gh", &github_headers(HOOK_SECRET, &b, id), b).await
-    }
-
-    async fn admin(c: &Client, method: &str, path: &str) -> Resp {
-        c.send(
-            method,
-            path,
-            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
-            Vec::new(),
-        )
-        .await
-    }
-
-    fn ce(s: &Seen) -> serde_json::Value {
-        serde_json::from_slice(&s.body).expect("the forwarded body is JSON")
-    }
-
-    fn ok_ids(m: &Mock) -> BTreeMap<String, u32> {
-        let mut ids = BTreeMap::new();
-        for (s, status) in m.answered() {
-            if status.is_some_and(|st| (200..300).contains(&st)) {
-                *ids.entry(ce(&s)["id"].as_str().unwrap_or("").to_string())
-                    .or_insert(0) += 1;
-            }
-        }
-        ids
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
