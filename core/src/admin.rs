@@ -63,6 +63,21 @@ fn breaker_json(state: BState, opens: u32, now: Instant) -> Value {
     Value::Object(m)
 }
 
+/// The body of `GET /_mosaic/health`, the same on every host: liveness, readiness (`ready`:
+/// the host's store answers), the store kind, and the size of the configuration. A host adds
+/// what only it knows (generation, config source) to the object.
+#[must_use]
+pub fn health_json(router: &Router, ready: bool, store: &str) -> Value {
+    json!({
+        "status": if ready { "ok" } else { "degraded" },
+        "live": true,
+        "ready": ready,
+        "store": store,
+        "routes": router.config.routes.len(),
+        "providers": router.config.providers.len(),
+    })
+}
+
 /// The body of `GET /_mosaic/state`.
 #[must_use]
 pub fn state_json(router: &Router, state: &State, cache: &CacheStats, now: Instant) -> Value {
@@ -516,5 +531,28 @@ mod tests {
         assert_eq!(v["cache"]["l1"]["collapsed"], 3);
         assert_eq!(v["providers"][0]["id"], "a");
         assert_eq!(v["providers"][0]["base_url"], "https://a.example/api");
+    }
+
+    #[test]
+    fn health_says_live_ready_store_and_the_configuration_size() {
+        let r = router();
+        let v = health_json(&r, true, "memory");
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["live"], true);
+        assert_eq!(v["ready"], true);
+        assert_eq!(v["store"], "memory");
+        assert_eq!(
+            (v["routes"].as_u64(), v["providers"].as_u64()),
+            (Some(1), Some(2))
+        );
+        let v = health_json(&r, false, "kv");
+        assert_eq!(
+            (v["status"].as_str(), v["ready"].as_bool()),
+            (Some("degraded"), Some(false))
+        );
+        assert_eq!(
+            v["live"], true,
+            "a host that answers is live even when its store is not"
+        );
     }
 }

@@ -327,6 +327,27 @@ fn genuine_delivery_is_accepted_normalized_and_stored_before_answering() {
 }
 
 #[test]
+fn the_receipt_log_line_names_only_configured_endpoints() {
+    let (sim, r) = (Sim::new(), router());
+    let body = issue_body(3);
+    let reply = post_hook(&sim, &r, "d-log", &body);
+    let line = reply.receipt_log("req-1", "gh", true, body.len());
+    assert_eq!(line["message"], "webhook delivery received");
+    assert_eq!(
+        (&line["endpoint"], &line["result"], &line["status"]),
+        (&"gh".into(), &"accepted".into(), &200.into())
+    );
+    assert_eq!(line["event_id"], "d-log");
+    assert_eq!(line["destinations"], 2);
+    assert_eq!(line["bytes"], body.len());
+    let unknown = reply.receipt_log("req-2", "attacker-chosen", false, 0);
+    assert_eq!(
+        unknown["endpoint"], "",
+        "an unconfigured name is not logged"
+    );
+}
+
+#[test]
 fn forged_and_unsigned_deliveries_get_401_problem_json_without_secret_material() {
     let (sim, r) = (Sim::new(), router());
     let body = issue_body(1);

@@ -604,6 +604,16 @@ pub async fn limits_and_admin(host: &dyn HostUnderTest) {
     assert_eq!(up.hits(), 0, "nothing over a limit reaches an upstream");
     let resp = c.get("/_mosaic/health").await;
     assert_eq!(resp.status, 200);
+    let health: serde_json::Value = serde_json::from_str(&resp.body).expect("health JSON");
+    assert_eq!(
+        (&health["status"], &health["live"], &health["ready"]),
+        (&"ok".into(), &true.into(), &true.into()),
+        "{health}"
+    );
+    assert!(
+        health["routes"].as_u64().is_some_and(|n| n >= 1),
+        "{health}"
+    );
     let resp = c.get("/_mosaic/state").await;
     assert_eq!(resp.status, 401, "admin needs the token");
     let resp = c

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
 use hyper::{Request as HttpRequest, Response};
-use mosaic_core::admin::{state_json, CacheStats};
+use mosaic_core::admin::{health_json, state_json, CacheStats};
 use mosaic_core::driver::{self, Reply, ReplyBody, RequestLog};
 use mosaic_core::engine::{classify, Endpoint, Request};
 use mosaic_core::head::{check_head, Framing, HeadLimits};
@@ -231,15 +231,8 @@ async fn route(
     match classify(&target) {
         Endpoint::Health => {
             let ready = shared.store_ok.load(Ordering::Relaxed);
-            let v = serde_json::json!({
-                "status": if ready { "ok" } else { "degraded" },
-                "live": true,
-                "ready": ready,
-                "store": shared.store.kind(),
-                "generation": live.generation,
-                "routes": live.router.config.routes.len(),
-                "providers": live.router.config.providers.len(),
-            });
+            let mut v = health_json(&live.router, ready, shared.store.kind());
+            v["generation"] = live.generation.into();
             let mut log = plain_log();
             log.route = Some(String::from("_mosaic"));
             (json_response(if ready { 200 } else { 503 }, &v, id), log)

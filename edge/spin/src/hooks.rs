@@ -353,21 +353,7 @@ pub async fn receive(
         state.metrics.count_webhook(endpoint, reply.result);
         log.route = Some(format!("hooks/{endpoint}"));
     }
-    println!(
-        "{}",
-        serde_json::json!({
-            "level": "info",
-            "target": "mosaic::hooks",
-            "message": "webhook delivery received",
-            "request_id": id,
-            "endpoint": if known { endpoint } else { "" },
-            "result": reply.result,
-            "status": reply.status,
-            "event_id": reply.event_id.as_deref().unwrap_or(""),
-            "destinations": reply.deliveries.len(),
-            "bytes": bytes,
-        })
-    );
+    println!("{}", reply.receipt_log(id, endpoint, known, bytes));
     if let Some(token) = &reply.handshake_token {
         // Notion's verification token: the operator's only channel is the log (see the
         // local host's `log_handshake`); it is reported only while no secret is configured

@@ -338,15 +338,8 @@ async fn dispatch(
     match classify(&target) {
         Endpoint::Health => {
             let ready = store.is_some();
-            let v = serde_json::json!({
-                "status": if ready { "ok" } else { "degraded" },
-                "live": true,
-                "ready": ready,
-                "store": STORE_KIND,
-                "config": loaded.source,
-                "routes": loaded.router.config.routes.len(),
-                "providers": loaded.router.config.providers.len(),
-            });
+            let mut v = mosaic_core::admin::health_json(&loaded.router, ready, STORE_KIND);
+            v["config"] = loaded.source.into();
             let status = if ready { 200 } else { 503 };
             (
                 bytes_response(status, "application/json", v.to_string(), id),

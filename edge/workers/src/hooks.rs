@@ -345,21 +345,7 @@ pub async fn receive(
         log.route = Some(format!("hooks/{endpoint}"));
     }
     log.status = reply.status;
-    worker::console_log!(
-        "{}",
-        serde_json::json!({
-            "level": "info",
-            "target": "mosaic::hooks",
-            "message": "webhook delivery received",
-            "request_id": id,
-            "endpoint": if known { endpoint } else { "" },
-            "result": reply.result,
-            "status": reply.status,
-            "event_id": reply.event_id.as_deref().unwrap_or(""),
-            "destinations": reply.deliveries.len(),
-            "bytes": bytes,
-        })
-    );
+    worker::console_log!("{}", reply.receipt_log(id, endpoint, known, bytes));
     if let Some(token) = &reply.handshake_token {
         // Notion's verification token: the operator's only channel is the log (see the local
         // host's `log_handshake`); reported only while no secret is configured

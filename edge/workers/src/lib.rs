@@ -384,16 +384,9 @@ async fn serve(mut req: Request, env: &Env, ctx: &Rc<Context>, id: &str) -> (Res
     match classify(&target) {
         Endpoint::Health => {
             let ready = kv.is_some();
-            let v = serde_json::json!({
-                "status": if ready { "ok" } else { "degraded" },
-                "live": true,
-                "ready": ready,
-                "store": STORE_KIND,
-                "config": live.source,
-                "generation": live.generation,
-                "routes": live.router.config.routes.len(),
-                "providers": live.router.config.providers.len(),
-            });
+            let mut v = mosaic_core::admin::health_json(&live.router, ready, STORE_KIND);
+            v["config"] = live.source.into();
+            v["generation"] = live.generation.into();
             let status = if ready { 200 } else { 503 };
             (
                 bytes_response(status, "application/json", v.to_string(), id),

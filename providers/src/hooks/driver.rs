@@ -122,6 +122,31 @@ pub struct HookReply {
 }
 
 impl HookReply {
+    /// The fields of the log line a host writes for a received delivery of `bytes` bytes at
+    /// `endpoint` (named only when `known`, i.e. configured: a name in the URL must not reach
+    /// logs or metrics), as a JSON object.
+    #[must_use]
+    pub fn receipt_log(
+        &self,
+        request_id: &str,
+        endpoint: &str,
+        known: bool,
+        bytes: usize,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "level": "info",
+            "target": "mosaic::hooks",
+            "message": "webhook delivery received",
+            "request_id": request_id,
+            "endpoint": if known { endpoint } else { "" },
+            "result": self.result,
+            "status": self.status,
+            "event_id": self.event_id.as_deref().unwrap_or(""),
+            "destinations": self.deliveries.len(),
+            "bytes": bytes,
+        })
+    }
+
     fn problem(p: &Problem, request_id: &str, result: &'static str) -> HookReply {
         let mut headers = p.headers();
         headers.push((
