@@ -21,6 +21,7 @@ mod app;
 mod cache;
 mod cli;
 mod cli_hooks;
+mod h1;
 mod hooks;
 mod host;
 mod server;

@@ -1,12 +1,16 @@
 //! The upstream HTTP client: executes core's `Attempt` (URL, headers, deadline) and classifies
 //! failures into core's `FetchError`, refusing private addresses unless the provider allows them.
 //!
-//! Built directly on hyper's HTTP/1.1 connections with a small pool of its own, because this is
-//! the proxy's hot path: a request checks out an idle connection of its origin, sends, and the
+//! HTTP/1.1 of its own ([`crate::h1`] for the wire format) with a small pool, because this is
+//! the proxy's hot path: the request's own task writes the request and reads the response on
+//! the connection — no connection task, no channel, no wake-up of anything else. A request
+//! checks out an idle connection of its origin (one the peer closed while idle is noticed
+//! without waiting and skipped; one that closes as the request is written gives the request
+//! back, and an idempotent request also survives a close without an answer), and the
 //! connection goes back to the pool when the response body has been read to its end (a body
 //! dropped half-read closes its connection: what is left on the wire is not a next response).
-//! Each worker thread has its own pool ([`Clients::local`]): a connection is driven by a task
-//! on the runtime that opened it, so a request never hands its bytes to another thread.
+//! Each worker thread has its own pool ([`Clients::local`]), so a connection never moves
+//! between threads.
 //!
 //! The private-address guard: IP literals and names such as `localhost` are judged by core's
 //! `target::is_private_host` before anything else; other names are resolved here and refused
@@ -22,19 +26,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST, USER_AGENT};
-use hyper_util::rt::TokioIo;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::{Frame, SizeHint};
 use mosaic_core::driver::UpstreamResponse;
 use mosaic_core::engine::{Attempt, FetchError};
+use mosaic_core::http::Method;
 use mosaic_core::target::is_private_host;
 use mosaic_providers::hooks::PostError;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use crate::h1;
 use crate::host::{Body, BoxError};
 
 /// The `User-Agent` sent when the attempt carries none.
@@ -43,6 +46,10 @@ const AGENT: &str = concat!("mosaic-edge/", env!("CARGO_PKG_VERSION"));
 const IDLE_FOR: Duration = Duration::from_secs(60);
 /// Idle connections kept per origin.
 const IDLE_PER_ORIGIN: usize = 256;
+/// Bytes a read asks for at least.
+const READ_SIZE: usize = 16 * 1024;
+/// Request bodies up to this size go out in the same write as the head.
+const INLINE_BODY: usize = 16 * 1024;
 
 /// Why an exchange failed, before it is mapped to core's or the webhook's error.
 #[derive(Debug)]
@@ -188,22 +195,16 @@ impl Clients {
         if !a.allow_private && is_private_host(target.bare_host()) {
             return Err(FetchError::Forbidden);
         }
-        let method = hyper::Method::from_bytes(a.method.as_str().as_bytes())
-            .map_err(|_| FetchError::Connect)?;
-        let req = request(method, &target, &a.headers, body).ok_or(FetchError::Connect)?;
-        let (resp, lease) =
-            match tokio::time::timeout(timeout, self.exchange(&target, req, a.allow_private)).await
-            {
-                Err(_) => return Err(FetchError::Timeout),
-                Ok(Err(f)) => return Err(f.fetch_error()),
-                Ok(Ok(x)) => x,
-            };
-        let (parts, incoming) = resp.into_parts();
-        let headers = header_pairs(&parts.headers);
+        let exchange = self.exchange(&target, a.method, &a.headers, &body, a.allow_private);
+        let (head, lease) = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => return Err(FetchError::Timeout),
+            Ok(Err(f)) => return Err(f.fetch_error()),
+            Ok(Ok(x)) => x,
+        };
         Ok(UpstreamResponse {
-            status: parts.status.as_u16(),
-            headers,
-            body: BodyExt::boxed(PooledBody::new(incoming, lease)),
+            status: head.status,
+            headers: head.headers,
+            body: BodyExt::boxed(UpstreamBody::new(lease, head.body, head.keep_alive)),
         })
     }
 
@@ -232,19 +233,15 @@ impl Clients {
                 "the destination is a private address (set allow_private = true to allow it)",
             )));
         }
-        let req = request(
-            hyper::Method::POST,
-            &target,
-            headers,
-            Bytes::copy_from_slice(body),
-        )
-        .ok_or_else(|| PostError::Network(String::from("a header is not valid HTTP")))?;
         let exchange = async {
-            let (resp, lease) = self.exchange(&target, req, allow_private).await?;
-            let status = resp.status().as_u16();
+            let (head, lease) = self
+                .exchange(&target, Method::Post, headers, body, allow_private)
+                .await?;
             // drain (bounded by the same deadline) so the connection returns to the pool
-            let _ = PooledBody::new(resp.into_body(), lease).collect().await;
-            Ok::<u16, Failure>(status)
+            let _ = UpstreamBody::new(lease, head.body, head.keep_alive)
+                .collect()
+                .await;
+            Ok::<u16, Failure>(head.status)
         };
         match tokio::time::timeout(timeout, exchange).await {
             Err(_) => Err(PostError::Timeout),
@@ -256,44 +253,58 @@ impl Clients {
         }
     }
 
-    /// Sends `req` on a pooled connection of the target's origin, or a new one.
+    /// Sends the request on a pooled connection of the target's origin, or a new one, and
+    /// reads the response head.
     async fn exchange(
         &self,
         target: &Target<'_>,
-        mut req: hyper::Request<Full<Bytes>>,
+        method: Method,
+        headers: &[(String, String)],
+        body: &[u8],
         allow_private: bool,
-    ) -> Result<(hyper::Response<Incoming>, Lease), Failure> {
+    ) -> Result<(h1::Head, Lease), Failure> {
+        // a small body goes out with the head in one write; a large one after it, uncopied
+        let inline = body.len() <= INLINE_BODY;
+        let mut wire = Vec::new();
+        h1::encode_request(
+            &mut wire,
+            method.as_str(),
+            target.path,
+            target.authority,
+            headers,
+            AGENT,
+            body,
+            inline,
+        )
+        .map_err(|m| Failure::Connect(format!("cannot send the request: {m}")))?;
+        let rest: &[u8] = if inline { &[] } else { body };
+        let head_request = method == Method::Head;
         // pooled connections first; one the peer closed while idle gives the request back
         while let Some(mut lease) = self.pool.checkout(target.origin) {
-            match lease.sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, lease)),
-                Err(mut e) => match e.take_message() {
-                    Some(back) => req = back,
-                    None => return Err(Failure::Reset(e.into_error().to_string())),
-                },
+            match lease.conn.round_trip(&wire, rest, head_request).await {
+                Ok(head) => return Ok((head, lease)),
+                // closed before the request got through: take the next one
+                Err(Trip::Unsent(_)) => {}
+                // closed without a word, maybe after reading the request: only a request
+                // that may be repeated is
+                Err(Trip::Silent(_)) if method.is_idempotent() => {}
+                Err(Trip::Silent(m) | Trip::Broken(m)) => return Err(Failure::Reset(m)),
             }
         }
-        let sender = self.connect(target, allow_private).await?;
+        let conn = self.connect(target, allow_private).await?;
         let mut lease = Lease {
             pool: Arc::clone(&self.pool),
             origin: Arc::from(target.origin),
-            sender,
+            conn,
         };
-        match lease.sender.try_send_request(req).await {
-            Ok(resp) => Ok((resp, lease)),
-            Err(mut e) => Err(match e.take_message() {
-                Some(_) => Failure::Connect(e.into_error().to_string()),
-                None => Failure::Reset(e.into_error().to_string()),
-            }),
+        match lease.conn.round_trip(&wire, rest, head_request).await {
+            Ok(head) => Ok((head, lease)),
+            Err(Trip::Unsent(m) | Trip::Silent(m) | Trip::Broken(m)) => Err(Failure::Reset(m)),
         }
     }
 
-    /// Opens a connection to the target (TLS for `https`) and spawns its driver.
-    async fn connect(
-        &self,
-        target: &Target<'_>,
-        allow_private: bool,
-    ) -> Result<SendRequest<Full<Bytes>>, Failure> {
+    /// Opens a connection to the target (TLS for `https`).
+    async fn connect(&self, target: &Target<'_>, allow_private: bool) -> Result<Conn, Failure> {
         let addrs = resolve(target.host, target.port, allow_private).await?;
         let mut last = String::from("no address");
         let mut stream = None;
@@ -315,9 +326,9 @@ impl Clients {
                 .connect(name, stream)
                 .await
                 .map_err(|e| Failure::Connect(format!("TLS handshake failed: {e}")))?;
-            handshake(tls).await
+            Ok(Conn::new(Io::Tls(Box::new(tls))))
         } else {
-            handshake(stream).await
+            Ok(Conn::new(Io::Plain(stream)))
         }
     }
 }
@@ -335,23 +346,6 @@ pub fn header_pairs(map: &hyper::HeaderMap) -> Vec<(String, String)> {
         out.push((n.as_str().to_owned(), value));
     }
     out
-}
-
-/// HTTP/1.1 over `io`; the connection is driven by a task of the current runtime.
-async fn handshake<I>(io: I) -> Result<SendRequest<Full<Bytes>>, Failure>
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| Failure::Connect(e.to_string()))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
 }
 
 /// The addresses of `host:port`; a private one is refused unless allowed.
@@ -458,41 +452,144 @@ fn split_port(authority: &str, https: bool) -> Option<(&str, u16)> {
     Some((host, port))
 }
 
-/// The request for `target`: origin-form URI, `Host` and `User-Agent` unless given, and
-/// `Content-Length: 0` on an empty body of a method that carries one (some servers answer 411
-/// without it). `None` when a header is not valid HTTP.
-fn request(
-    method: hyper::Method,
-    target: &Target<'_>,
-    headers: &[(String, String)],
-    body: Bytes,
-) -> Option<hyper::Request<Full<Bytes>>> {
-    let needs_length = body.is_empty()
-        && matches!(
-            method,
-            hyper::Method::POST | hyper::Method::PUT | hyper::Method::PATCH
-        );
-    let mut req = hyper::Request::new(Full::new(body));
-    *req.method_mut() = method;
-    *req.uri_mut() = hyper::Uri::try_from(target.path).ok()?;
-    let h = req.headers_mut();
-    h.reserve(headers.len() + 2);
-    for (n, v) in headers {
-        h.append(
-            HeaderName::from_bytes(n.as_bytes()).ok()?,
-            HeaderValue::from_str(v).ok()?,
-        );
+/// How an exchange on one connection went wrong.
+enum Trip {
+    /// Writing the request failed: the connection was closed, nothing got through.
+    Unsent(String),
+    /// The connection closed (or was reset) before a byte of the response.
+    Silent(String),
+    /// The connection broke after the response began, or the response is not HTTP.
+    Broken(String),
+}
+
+/// A connection's transport: plain TCP or TLS over it.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
     }
-    if !h.contains_key(HOST) {
-        h.insert(HOST, HeaderValue::from_str(target.authority).ok()?);
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
     }
-    if !h.contains_key(USER_AGENT) {
-        h.insert(USER_AGENT, HeaderValue::from_static(AGENT));
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
     }
-    if needs_length {
-        h.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
-    Some(req)
+}
+
+/// One upstream connection and what was read from it but not consumed yet.
+struct Conn {
+    io: Io,
+    buf: BytesMut,
+}
+
+impl Conn {
+    fn new(io: Io) -> Conn {
+        Conn {
+            io,
+            buf: BytesMut::with_capacity(READ_SIZE),
+        }
+    }
+
+    /// Whether an idle connection can take a request: nothing arrived on it and the peer has
+    /// not closed it. Never waits (and costs no system call while the socket is quiet).
+    fn idle_ok(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        self.buf.reserve(READ_SIZE);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        matches!(
+            tokio_util::io::poll_read_buf(Pin::new(&mut self.io), &mut cx, &mut self.buf),
+            Poll::Pending
+        )
+    }
+
+    /// Writes a request (`wire`, then `rest` of its body if any) and reads the response head.
+    async fn round_trip(
+        &mut self,
+        wire: &[u8],
+        rest: &[u8],
+        head_request: bool,
+    ) -> Result<h1::Head, Trip> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let unsent = |e: std::io::Error| Trip::Unsent(format!("cannot send the request: {e}"));
+        self.io.write_all(wire).await.map_err(unsent)?;
+        if !rest.is_empty() {
+            self.io.write_all(rest).await.map_err(|e| {
+                Trip::Broken(format!("the connection broke while sending the body: {e}"))
+            })?;
+        }
+        self.io.flush().await.map_err(unsent)?;
+        let mut heard = false;
+        loop {
+            match h1::parse_head(&mut self.buf, head_request) {
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                Err(m) => return Err(Trip::Broken(m.to_string())),
+            }
+            if self.buf.len() >= h1::MAX_HEAD {
+                return Err(Trip::Broken(String::from(
+                    "the response head is longer than 64 KiB",
+                )));
+            }
+            self.buf.reserve(READ_SIZE);
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) if heard => {
+                    return Err(Trip::Broken(String::from(
+                        "the connection closed in the middle of the response head",
+                    )))
+                }
+                Ok(0) => {
+                    return Err(Trip::Silent(String::from(
+                        "the connection closed without a response",
+                    )))
+                }
+                Ok(_) => heard = true,
+                Err(e) if heard => {
+                    return Err(Trip::Broken(format!(
+                        "the connection broke in the response head: {e}"
+                    )))
+                }
+                Err(e) => {
+                    return Err(Trip::Silent(format!(
+                        "the connection broke without a response: {e}"
+                    )))
+                }
+            }
+        }
+    }
 }
 
 /// Idle connections by origin.
@@ -502,33 +599,33 @@ struct Pool {
 }
 
 struct Idle {
-    sender: SendRequest<Full<Bytes>>,
+    conn: Conn,
     since: std::time::Instant,
 }
 
 impl Pool {
-    /// The most recently used idle connection of `origin` that is still open and ready.
+    /// The most recently used idle connection of `origin` that is still open and quiet.
     fn checkout(self: &Arc<Pool>, origin: &str) -> Option<Lease> {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let key = Arc::clone(idle.get_key_value(origin)?.0);
-        let list = idle.get_mut(origin)?;
-        while let Some(c) = list.pop() {
-            if c.sender.is_ready() && c.since.elapsed() < IDLE_FOR {
+        let list = idle.get_mut(&*key)?;
+        while let Some(mut c) = list.pop() {
+            if c.since.elapsed() < IDLE_FOR && c.conn.idle_ok() {
                 return Some(Lease {
                     pool: Arc::clone(self),
                     origin: key,
-                    sender: c.sender,
+                    conn: c.conn,
                 });
             }
-            // closed, still busy or idle too long: dropping it closes it
+            // closed, spoke out of turn or idle too long: dropping it closes it
         }
         None
     }
 
-    fn put(&self, origin: Arc<str>, sender: SendRequest<Full<Bytes>>) {
+    fn put(&self, origin: Arc<str>, conn: Conn) {
         let mut idle = self
             .idle
             .lock()
@@ -539,66 +636,59 @@ impl Pool {
             list.remove(0);
         }
         list.push(Idle {
-            sender,
+            conn,
             since: std::time::Instant::now(),
         });
     }
 }
 
-/// A connection checked out of the pool for one exchange.
+/// A connection checked out of the pool (or new) for one exchange.
 struct Lease {
     pool: Arc<Pool>,
     origin: Arc<str>,
-    sender: SendRequest<Full<Bytes>>,
+    conn: Conn,
 }
 
-impl Lease {
-    /// Back to the pool once the connection can take the next request.
-    fn release(self) {
-        let Lease {
-            pool,
-            origin,
-            mut sender,
-        } = self;
-        if sender.is_ready() {
-            pool.put(origin, sender);
-        } else if !sender.is_closed() {
-            // the connection is finishing the exchange: pool it once it is done
-            tokio::spawn(async move {
-                if sender.ready().await.is_ok() {
-                    pool.put(origin, sender);
-                }
-            });
-        }
-    }
-}
-
-/// A response body that returns its connection to the pool once read to its end.
-struct PooledBody {
-    inner: Incoming,
+/// A response body read off its connection, which goes back to the pool once the body has
+/// been read to its end (and nothing follows it); a body dropped half-read closes it: what is
+/// left on the wire is not a next response.
+struct UpstreamBody {
     lease: Option<Lease>,
+    decoder: h1::Decoder,
+    keep_alive: bool,
 }
 
-impl PooledBody {
-    fn new(inner: Incoming, lease: Lease) -> PooledBody {
-        let mut b = PooledBody {
-            inner,
+impl UpstreamBody {
+    fn new(lease: Lease, decoder: h1::Decoder, keep_alive: bool) -> UpstreamBody {
+        let mut b = UpstreamBody {
             lease: Some(lease),
+            decoder,
+            keep_alive,
         };
-        b.release_if_done();
+        if b.decoder.is_done() {
+            b.finish();
+        }
         b
     }
 
-    fn release_if_done(&mut self) {
-        if self.inner.is_end_stream() {
-            if let Some(l) = self.lease.take() {
-                l.release();
+    /// The body was read to its end: pool the connection if it can take another request.
+    fn finish(&mut self) {
+        if let Some(l) = self.lease.take() {
+            if self.keep_alive && l.conn.buf.is_empty() {
+                l.pool.put(l.origin, l.conn);
             }
         }
     }
+
+    /// Gives up on the connection after `e`.
+    fn fail(&mut self, e: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.lease = None;
+        self.decoder = h1::Decoder::Done;
+        Poll::Ready(Some(Err(e)))
+    }
 }
 
-impl hyper::body::Body for PooledBody {
+impl hyper::body::Body for UpstreamBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -607,39 +697,65 @@ impl hyper::body::Body for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(None) => {
-                if let Some(l) = this.lease.take() {
-                    l.release();
+        loop {
+            let Some(lease) = this.lease.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.decoder.decode(&mut lease.conn.buf) {
+                Err(m) => return this.fail(m.into()),
+                Ok(Some(data)) => {
+                    if this.decoder.is_done() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Poll::Ready(None)
+                Ok(None) if this.decoder.is_done() => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
             }
-            Poll::Ready(Some(Ok(f))) => {
-                this.release_if_done();
-                Poll::Ready(Some(Ok(f)))
+            lease.conn.buf.reserve(READ_SIZE);
+            let read = tokio_util::io::poll_read_buf(
+                Pin::new(&mut lease.conn.io),
+                cx,
+                &mut lease.conn.buf,
+            );
+            match read {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return this.fail(Box::new(e)),
+                Poll::Ready(Ok(0)) => {
+                    // the end of a body that runs to the close; a cut-short one otherwise
+                    this.keep_alive = false;
+                    if let Err(m) = this.decoder.eof() {
+                        return this.fail(m.into());
+                    }
+                    this.lease = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(_)) => {}
             }
-            Poll::Ready(Some(Err(e))) => {
-                // a broken body: the connection is not reused
-                this.lease = None;
-                Poll::Ready(Some(Err(Box::new(e))))
-            }
-            Poll::Pending => Poll::Pending,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.decoder.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.decoder
+            .remaining()
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mosaic_core::http::Method;
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use hyper::header::HOST;
+    use hyper_util::rt::TokioIo;
     use mosaic_core::time::Instant;
 
     fn attempt(url: &str, allow_private: bool) -> Attempt {
@@ -694,22 +810,6 @@ mod tests {
         ] {
             assert!(Target::parse(bad).is_none(), "{bad}");
         }
-    }
-
-    #[test]
-    fn requests_carry_host_agent_and_an_explicit_empty_length() {
-        let t = Target::parse("http://example.com:8080/a?b").expect("valid");
-        let r = request(hyper::Method::POST, &t, &[], Bytes::new()).expect("valid");
-        assert_eq!(r.uri(), "/a?b");
-        assert_eq!(r.headers()[HOST], "example.com:8080");
-        assert_eq!(r.headers()[USER_AGENT], AGENT);
-        assert_eq!(r.headers()[CONTENT_LENGTH], "0");
-        let given = [(String::from("user-agent"), String::from("mine"))];
-        let r = request(hyper::Method::GET, &t, &given, Bytes::new()).expect("valid");
-        assert_eq!(r.headers()[USER_AGENT], "mine");
-        assert!(!r.headers().contains_key(CONTENT_LENGTH));
-        let bad = [(String::from("x"), String::from("a\nb"))];
-        assert!(request(hyper::Method::GET, &t, &bad, Bytes::new()).is_none());
     }
 
     #[tokio::test]
@@ -804,6 +904,238 @@ mod tests {
             .expect("answered");
         let _ = r.body.collect().await;
         assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// Reads one request (head and `content-length` body) off `s`: its head and body, or
+    /// `None` when the peer closed.
+    async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + len {
+                    let mut chunk = [0u8; 65536];
+                    let n = s.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let body = buf[end + 4..end + 4 + len].to_vec();
+                buf.drain(..end + 4 + len);
+                return Some((head, body));
+            }
+            let mut chunk = [0u8; 65536];
+            let n = s.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// A server answering each request with what `reply` makes of its head and body (and
+    /// closing after it when told to); counts connections.
+    async fn scripted(
+        reply: fn(&str, &[u8]) -> (Vec<u8>, bool),
+    ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&conns);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let mut buf = Vec::new();
+                    while let Some((head, body)) = read_request(&mut s, &mut buf).await {
+                        let (bytes, close) = reply(&head, &body);
+                        if s.write_all(&bytes).await.is_err() || close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, conns)
+    }
+
+    fn get(url: &str) -> Attempt {
+        attempt(url, true)
+    }
+
+    async fn body_of(c: &Clients, a: &Attempt, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+        let r = c
+            .send(a, Bytes::copy_from_slice(body), Duration::from_secs(5))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let b = r.body.collect().await.map_err(|e| e.to_string())?;
+        Ok((r.status, b.to_bytes().to_vec()))
+    }
+
+    #[tokio::test]
+    async fn bodies_of_every_framing_arrive_whole_and_only_clean_ends_pool_the_connection() {
+        let (addr, conns) = scripted(|head, body| {
+            let path = head.split(' ').nth(1).unwrap_or("");
+            match path {
+                "/chunked" => (
+                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nx-t: 1\r\n\r\n".to_vec(),
+                    false,
+                ),
+                // a HEAD answer has no body (the length is the GET's)
+                "/length" if head.starts_with("HEAD ") => {
+                    (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n".to_vec(), false)
+                }
+                "/length" => (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello".to_vec(), false),
+                "/close" => (b"HTTP/1.1 200 OK\r\n\r\nuntil the close".to_vec(), true),
+                "/extra" => (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokJUNK".to_vec(), false),
+                "/interim" => (
+                    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 3\r\n\r\nnew".to_vec(),
+                    false,
+                ),
+                _ => {
+                    // echo: the request head's framing and the body
+                    let mut out = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    out.extend_from_slice(body);
+                    (out, false)
+                }
+            }
+        })
+        .await;
+        let count = || conns.load(std::sync::atomic::Ordering::SeqCst);
+        let c = Clients::new().expect("clients");
+        let url = |p: &str| format!("http://{addr}{p}");
+        for _ in 0..3 {
+            assert_eq!(
+                body_of(&c, &get(&url("/chunked")), b"").await,
+                Ok((200, b"abcde".to_vec()))
+            );
+            assert_eq!(
+                body_of(&c, &get(&url("/length")), b"").await,
+                Ok((200, b"hello".to_vec()))
+            );
+            assert_eq!(
+                body_of(&c, &get(&url("/interim")), b"").await,
+                Ok((201, b"new".to_vec()))
+            );
+        }
+        let mut head = get(&url("/length"));
+        head.method = Method::Head;
+        assert_eq!(body_of(&c, &head, b"").await, Ok((200, Vec::new())));
+        assert_eq!(count(), 1, "one connection for all of them");
+        // a large body (sent after the head) and a small one (with it) arrive intact
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut post = get(&url("/echo"));
+        post.method = Method::Post;
+        assert_eq!(body_of(&c, &post, &big).await, Ok((200, big.clone())));
+        assert_eq!(
+            body_of(&c, &post, b"small").await,
+            Ok((200, b"small".to_vec()))
+        );
+        assert_eq!(count(), 1);
+        // a body that runs to the close ends the connection's use
+        assert_eq!(
+            body_of(&c, &get(&url("/close")), b"").await,
+            Ok((200, b"until the close".to_vec()))
+        );
+        assert_eq!(
+            body_of(&c, &get(&url("/length")), b"").await.map(|r| r.0),
+            Ok(200)
+        );
+        assert_eq!(count(), 2);
+        // bytes after the body are not a next response: that connection is not reused
+        assert_eq!(
+            body_of(&c, &get(&url("/extra")), b"").await,
+            Ok((200, b"ok".to_vec()))
+        );
+        assert_eq!(
+            body_of(&c, &get(&url("/length")), b"").await.map(|r| r.0),
+            Ok(200)
+        );
+        assert_eq!(count(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_closed_unanswered_is_retried_only_for_idempotent_requests() {
+        // answers the first request of each connection, then reads the next and hangs up
+        let (addr, conns) = scripted(|head, _| {
+            if head.contains("x-second: 1") {
+                (Vec::new(), true)
+            } else {
+                (
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+                    false,
+                )
+            }
+        })
+        .await;
+        let c = Clients::new().expect("clients");
+        let url = format!("http://{addr}/");
+        let mut second = get(&url);
+        second
+            .headers
+            .push((String::from("x-second"), String::from("1")));
+        assert_eq!(body_of(&c, &get(&url), b"").await.map(|r| r.0), Ok(200));
+        // GET on the pooled connection: closed without an answer, so it is sent again on a
+        // new connection (which hangs up on it too: a reset, not a hang and not a loop)
+        let r = c.send(&second, Bytes::new(), Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(FetchError::Reset)), "{:?}", r.err());
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(body_of(&c, &get(&url), b"").await.map(|r| r.0), Ok(200));
+        // a POST the server may have read is never sent twice: core decides what happens next
+        let mut post = second.clone();
+        post.method = Method::Post;
+        let r = c
+            .send(&post, Bytes::from_static(b"x"), Duration::from_secs(5))
+            .await;
+        assert!(matches!(r, Err(FetchError::Reset)), "{:?}", r.err());
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn broken_responses_are_errors_and_never_pooled() {
+        let (addr, conns) = scripted(|head, _| match head.split(' ').nth(1).unwrap_or("") {
+            "/short" => (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort".to_vec(),
+                true,
+            ),
+            "/garbage" => (b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec(), false),
+            "/bad-chunk" => (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+                false,
+            ),
+            _ => (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+                false,
+            ),
+        })
+        .await;
+        let c = Clients::new().expect("clients");
+        let url = |p: &str| format!("http://{addr}{p}");
+        let e = body_of(&c, &get(&url("/short")), b"")
+            .await
+            .expect_err("cut short");
+        assert!(e.contains("before the body ended"), "{e}");
+        let e = body_of(&c, &get(&url("/bad-chunk")), b"")
+            .await
+            .expect_err("bad chunk");
+        assert!(e.contains("chunk"), "{e}");
+        let r = c
+            .send(&get(&url("/garbage")), Bytes::new(), Duration::from_secs(5))
+            .await;
+        assert!(matches!(r, Err(FetchError::Reset)), "{:?}", r.err());
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(
+            body_of(&c, &get(&url("/ok")), b"").await.map(|r| r.0),
+            Ok(200)
+        );
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 4);
     }
 
     #[tokio::test]

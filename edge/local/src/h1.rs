@@ -1,0 +1,654 @@
+//! HTTP/1.1 on the wire for the upstream client: the request head it writes, the response
+//! head it reads and the response body's framing (RFC 9112). Pure functions over byte
+//! buffers, so every edge is unit-tested without a socket; [`crate::upstream`] drives them
+//! on a connection.
+//!
+//! Written for the proxy's hot path: the request goes out in one write, the response head is
+//! parsed in place (httparse) and the body is cut out of the read buffer without copying.
+//! What the proxy does not need is refused rather than half-supported: a `101 Switching
+//! Protocols` answer, a head over [`MAX_HEAD`], more than [`MAX_HEADERS`] headers, a
+//! `Content-Length` that is not one number.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Longest response head read (status line, headers, interim `1xx` heads included).
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Most response headers parsed.
+pub const MAX_HEADERS: usize = 128;
+/// Longest chunk-size line or trailer section of a chunked body.
+const MAX_CHUNK_META: usize = 8 * 1024;
+
+/// Why a message cannot be written or read.
+pub type Error = &'static str;
+
+/// Whether `b` may appear in a header name (an RFC 9110 token).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Writes a request head, followed by `body` when `with_body` (the caller sends a large body
+/// on its own), to `out`.
+///
+/// `Host` is the target's authority and `User-Agent` is `agent` unless the headers carry
+/// them; the framing is ours: any `Content-Length` or `Transfer-Encoding` among the headers is
+/// dropped (core strips them already) and `Content-Length` is sent for a non-empty body, or as
+/// `0` for an empty `POST`, `PUT` or `PATCH` (servers such as GitHub answer 411 without it).
+///
+/// # Errors
+/// When the path or a header cannot be sent as it is: a path that is not visible ASCII, a
+/// header name that is not a token, a value with a control character (a line break would
+/// split the head and smuggle a header or a request in).
+#[allow(clippy::too_many_arguments)]
+pub fn encode_request(
+    out: &mut Vec<u8>,
+    method: &str,
+    path: &str,
+    authority: &str,
+    headers: &[(String, String)],
+    agent: &str,
+    body: &[u8],
+    with_body: bool,
+) -> Result<(), Error> {
+    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the request target is not visible ASCII");
+    }
+    if !authority.bytes().all(|b| b.is_ascii_graphic()) || authority.is_empty() {
+        return Err("the authority is not visible ASCII");
+    }
+    out.reserve(
+        64 + path.len()
+            + headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 4)
+                .sum::<usize>(),
+    );
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let (mut host, mut user_agent) = (false, false);
+    for (n, v) in headers {
+        if n.is_empty() || !n.bytes().all(is_tchar) {
+            return Err("a header name is not a token");
+        }
+        if !v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+            return Err("a header value holds a control character");
+        }
+        if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding") {
+            continue;
+        }
+        host |= n.eq_ignore_ascii_case("host");
+        user_agent |= n.eq_ignore_ascii_case("user-agent");
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !host {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(authority.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !user_agent {
+        out.extend_from_slice(b"user-agent: ");
+        out.extend_from_slice(agent.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if with_body {
+        out.extend_from_slice(body);
+    }
+    Ok(())
+}
+
+/// A response head.
+#[derive(Debug)]
+pub struct Head {
+    /// Status code.
+    pub status: u16,
+    /// Headers in order, names lowercase (a value that is not UTF-8 is decoded lossily).
+    pub headers: Vec<(String, String)>,
+    /// How the body is delimited.
+    pub body: Decoder,
+    /// Whether the connection can carry another request once the body is read.
+    pub keep_alive: bool,
+}
+
+/// Whether a comma-separated header value lists `token`.
+fn lists(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Parses a response head at the start of `buf`, skipping interim `1xx` heads, and consumes
+/// it. `Ok(None)`: the head is not complete yet (read more, up to [`MAX_HEAD`]).
+///
+/// # Errors
+/// When the bytes are not an HTTP/1.x response the proxy can relay.
+pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Error> {
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut r = httparse::Response::new(&mut slots);
+        let len = match r.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err("more than 128 response headers"),
+            Err(_) => return Err("the response head is not valid HTTP/1.1"),
+        };
+        let status = r.code.unwrap_or(0);
+        if status == 101 {
+            return Err("the upstream switched protocols (101), which the proxy never asks for");
+        }
+        if (100..200).contains(&status) {
+            // interim (100 Continue, 103 Early Hints): the final head follows
+            buf.advance(len);
+            continue;
+        }
+        let mut keep_alive = r.version == Some(1);
+        let (mut length, mut chunked, mut encoded) = (None::<u64>, false, false);
+        let mut headers = Vec::with_capacity(r.headers.len());
+        for h in r.headers.iter() {
+            let name = h.name;
+            if name.eq_ignore_ascii_case("content-length") {
+                for v in h.value.split(|&b| b == b',') {
+                    let n = parse_length(v.trim_ascii())
+                        .ok_or("the response's Content-Length is not a number")?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err("the response carries differing Content-Length values");
+                    }
+                    length = Some(n);
+                }
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                encoded = true;
+                // the final coding decides: chunked, or the body runs to the close
+                chunked = h
+                    .value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            } else if name.eq_ignore_ascii_case("connection") {
+                if lists(h.value, "close") {
+                    keep_alive = false;
+                } else if r.version == Some(0) && lists(h.value, "keep-alive") {
+                    keep_alive = true;
+                }
+            }
+            let value = match std::str::from_utf8(h.value) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(h.value).into_owned(),
+            };
+            headers.push((name.to_ascii_lowercase(), value));
+        }
+        let body = if head_request || status == 204 || status == 304 {
+            Decoder::Length(0)
+        } else if encoded {
+            // both framings at once is how requests get smuggled: never reuse such a
+            // connection (RFC 9112 §6.3)
+            if length.is_some() {
+                keep_alive = false;
+            }
+            if chunked {
+                Decoder::Chunked(Chunk::Size)
+            } else {
+                keep_alive = false;
+                Decoder::Close
+            }
+        } else if let Some(n) = length {
+            Decoder::Length(n)
+        } else {
+            keep_alive = false;
+            Decoder::Close
+        };
+        buf.advance(len);
+        return Ok(Some(Head {
+            status,
+            headers,
+            body,
+            keep_alive,
+        }));
+    }
+}
+
+/// A decimal length of at most 19 digits (no sign, no spaces).
+fn parse_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Where a chunked body is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk: this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines until an empty one; bytes of them seen so far.
+    Trailers(usize),
+}
+
+/// How a response body is delimited, and how much of it is left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoder {
+    /// `Content-Length` (or none at all: `HEAD`, 204, 304): this many bytes left.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked(Chunk),
+    /// Until the connection closes.
+    Close,
+    /// Read to its end.
+    Done,
+}
+
+impl Decoder {
+    /// Whether the body has been read to its end.
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        matches!(self, Decoder::Done | Decoder::Length(0))
+    }
+
+    /// Bytes left, when known.
+    #[must_use]
+    pub fn remaining(&self) -> Option<u64> {
+        match self {
+            Decoder::Length(n) => Some(*n),
+            Decoder::Done => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Takes the next piece of body out of `buf`. `Ok(None)`: done (see [`Decoder::is_done`])
+    /// or more bytes are needed.
+    ///
+    /// # Errors
+    /// When a chunked body is malformed.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, Error> {
+        loop {
+            match *self {
+                Decoder::Done => return Ok(None),
+                Decoder::Length(0) => {
+                    *self = Decoder::Done;
+                    return Ok(None);
+                }
+                Decoder::Length(n) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = usize::try_from(n).unwrap_or(usize::MAX).min(buf.len());
+                    *self = Decoder::Length(n - take as u64);
+                    return Ok(Some(buf.split_to(take).freeze()));
+                }
+                Decoder::Close => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    return Ok(Some(buf.split().freeze()));
+                }
+                Decoder::Chunked(Chunk::Size) => match httparse::parse_chunk_size(buf) {
+                    Ok(httparse::Status::Complete((used, 0))) => {
+                        buf.advance(used);
+                        *self = Decoder::Chunked(Chunk::Trailers(0));
+                    }
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        buf.advance(used);
+                        *self = Decoder::Chunked(Chunk::Data(size));
+                    }
+                    Ok(httparse::Status::Partial) if buf.len() > MAX_CHUNK_META => {
+                        return Err("a chunk-size line is too long")
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(None),
+                    Err(_) => return Err("invalid chunk size"),
+                },
+                Decoder::Chunked(Chunk::Data(n)) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = usize::try_from(n).unwrap_or(usize::MAX).min(buf.len());
+                    let left = n - take as u64;
+                    *self = Decoder::Chunked(if left == 0 {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left)
+                    });
+                    return Ok(Some(buf.split_to(take).freeze()));
+                }
+                Decoder::Chunked(Chunk::DataEnd) => match buf.first() {
+                    None => return Ok(None),
+                    Some(b'\n') => {
+                        buf.advance(1);
+                        *self = Decoder::Chunked(Chunk::Size);
+                    }
+                    Some(b'\r') => match buf.get(1) {
+                        None => return Ok(None),
+                        Some(b'\n') => {
+                            buf.advance(2);
+                            *self = Decoder::Chunked(Chunk::Size);
+                        }
+                        Some(_) => return Err("a chunk's data is longer than its size"),
+                    },
+                    Some(_) => return Err("a chunk's data is longer than its size"),
+                },
+                Decoder::Chunked(Chunk::Trailers(seen)) => {
+                    // trailer fields are hop-by-hop for the proxy: read and dropped
+                    let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+                        if seen + buf.len() > MAX_CHUNK_META {
+                            return Err("the trailer section is too long");
+                        }
+                        return Ok(None);
+                    };
+                    let empty = end == 0 || (end == 1 && buf[0] == b'\r');
+                    buf.advance(end + 1);
+                    *self = if empty {
+                        Decoder::Done
+                    } else if seen + end + 1 > MAX_CHUNK_META {
+                        return Err("the trailer section is too long");
+                    } else {
+                        Decoder::Chunked(Chunk::Trailers(seen + end + 1))
+                    };
+                }
+            }
+        }
+    }
+
+    /// The connection closed: the end of a body that runs to the close, an error otherwise.
+    ///
+    /// # Errors
+    /// When the body was cut short.
+    pub fn eof(&mut self) -> Result<(), Error> {
+        match self {
+            Decoder::Close | Decoder::Done | Decoder::Length(0) => {
+                *self = Decoder::Done;
+                Ok(())
+            }
+            _ => Err("the upstream closed the connection before the body ended"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(method: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<String, Error> {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+            .collect();
+        let mut out = Vec::new();
+        encode_request(
+            &mut out,
+            method,
+            "/a?b=1",
+            "example.com:8080",
+            &headers,
+            "agent/1",
+            body,
+            true,
+        )?;
+        Ok(String::from_utf8(out).expect("ascii"))
+    }
+
+    #[test]
+    fn requests_carry_host_agent_and_our_own_framing() {
+        assert_eq!(
+            encode("GET", &[("accept", "*/*")], b"").expect("valid"),
+            "GET /a?b=1 HTTP/1.1\r\naccept: */*\r\nhost: example.com:8080\r\nuser-agent: agent/1\r\n\r\n"
+        );
+        // an empty POST says so (411 otherwise); a caller's framing never goes through
+        assert_eq!(
+            encode("POST", &[("content-length", "99"), ("transfer-encoding", "chunked")], b"")
+                .expect("valid"),
+            "POST /a?b=1 HTTP/1.1\r\nhost: example.com:8080\r\nuser-agent: agent/1\r\ncontent-length: 0\r\n\r\n"
+        );
+        assert_eq!(
+            encode("PUT", &[("host", "h"), ("user-agent", "mine")], b"xyz").expect("valid"),
+            "PUT /a?b=1 HTTP/1.1\r\nhost: h\r\nuser-agent: mine\r\ncontent-length: 3\r\n\r\nxyz"
+        );
+        let mut head_only = Vec::new();
+        encode_request(&mut head_only, "POST", "/", "h", &[], "a", b"big", false).expect("valid");
+        assert!(head_only.ends_with(b"content-length: 3\r\n\r\n"));
+    }
+
+    #[test]
+    fn nothing_that_would_split_the_head_is_sent() {
+        for bad in [
+            &[("x", "a\r\nevil: 1")][..],
+            &[("x", "a\nb")],
+            &[("x", "nul\0")],
+            &[("bad name", "v")],
+            &[("", "v")],
+            &[("x:y", "v")],
+        ] {
+            assert!(encode("GET", bad, b"").is_err(), "{bad:?}");
+        }
+        assert!(encode("GET", &[("x", "tab\tand ünïcode")], b"").is_ok());
+        let mut out = Vec::new();
+        for path in ["/a b", "/a\r\n", "x", "/\u{e9}"] {
+            assert!(
+                encode_request(&mut out, "GET", path, "h", &[], "a", b"", true).is_err(),
+                "{path:?}"
+            );
+        }
+        assert!(encode_request(&mut out, "GET", "/", "h st", &[], "a", b"", true).is_err());
+    }
+
+    fn parse(bytes: &[u8], head_request: bool) -> Result<Option<(Head, usize)>, Error> {
+        let mut buf = BytesMut::from(bytes);
+        Ok(parse_head(&mut buf, head_request)?.map(|h| (h, buf.len())))
+    }
+
+    #[test]
+    fn heads_are_parsed_with_their_framing() {
+        let (h, left) = parse(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: \xff\r\n\r\nok",
+            false,
+        )
+        .expect("valid")
+        .expect("complete");
+        assert_eq!(h.status, 200);
+        assert_eq!(
+            h.headers,
+            vec![
+                (String::from("content-length"), String::from("2")),
+                (String::from("x-a"), String::from("\u{fffd}")),
+            ]
+        );
+        assert_eq!((h.body, h.keep_alive, left), (Decoder::Length(2), true, 2));
+
+        let cases: [(&[u8], bool, Decoder, bool); 9] = [
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                false,
+                Decoder::Chunked(Chunk::Size),
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                false,
+                Decoder::Close,
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+                false,
+                Decoder::Chunked(Chunk::Size),
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\n\r\n", false, Decoder::Close, false),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nConnection: close\r\n\r\n",
+                false,
+                Decoder::Length(7),
+                false,
+            ),
+            (
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+                false,
+                Decoder::Length(0),
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n",
+                true,
+                Decoder::Length(0),
+                true,
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Decoder::Length(1),
+                false,
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: Keep-Alive\r\n\r\n",
+                false,
+                Decoder::Length(1),
+                true,
+            ),
+        ];
+        for (bytes, head, body, keep) in cases {
+            let (h, _) = parse(bytes, head).expect("valid").expect("complete");
+            assert_eq!(
+                (h.body, h.keep_alive),
+                (body, keep),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn interim_heads_are_skipped_and_partial_heads_wait() {
+        let all = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+        let (h, left) = parse(all, false).expect("valid").expect("complete");
+        assert_eq!((h.status, h.body, left), (201, Decoder::Length(0), 0));
+        for cut in 0..all.len() {
+            assert!(
+                parse(&all[..cut], false).expect("valid so far").is_none(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn heads_the_proxy_cannot_relay_are_refused() {
+        for bad in [
+            &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n",
+            b"SSH-2.0-OpenSSH\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+        ] {
+            assert!(
+                parse(bad, false).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(
+            parse(&many, false).err(),
+            Some("more than 128 response headers")
+        );
+    }
+
+    /// Decodes `wire` fed in pieces of `step` bytes; the body and what is left after it.
+    fn decode_in_steps(
+        mut d: Decoder,
+        wire: &[u8],
+        step: usize,
+    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let mut buf = BytesMut::new();
+        let mut body = Vec::new();
+        let mut fed = 0;
+        loop {
+            while let Some(b) = d.decode(&mut buf)? {
+                assert!(!b.is_empty(), "no empty frames");
+                body.extend_from_slice(&b);
+            }
+            if d.is_done() {
+                buf.extend_from_slice(&wire[fed..]);
+                return Ok((body, buf.to_vec()));
+            }
+            if fed == wire.len() {
+                d.eof()?;
+                return Ok((body, buf.to_vec()));
+            }
+            let end = (fed + step).min(wire.len());
+            buf.extend_from_slice(&wire[fed..end]);
+            fed = end;
+        }
+    }
+
+    #[test]
+    fn bodies_decode_whatever_the_reads_and_stop_at_their_end() {
+        let chunked: &[u8] =
+            b"5;ext=1\r\nhello\r\n1\r\n \r\nB\r\nworld, once\r\n0\r\nx-trailer: t\r\n\r\nNEXT";
+        for step in 1..=chunked.len() {
+            let (body, rest) =
+                decode_in_steps(Decoder::Chunked(Chunk::Size), chunked, step).expect("valid");
+            assert_eq!(
+                (&body[..], &rest[..]),
+                (&b"hello world, once"[..], &b"NEXT"[..]),
+                "step {step}"
+            );
+            let (body, rest) =
+                decode_in_steps(Decoder::Length(5), b"abcdeNEXT", step).expect("valid");
+            assert_eq!(
+                (&body[..], &rest[..]),
+                (&b"abcde"[..], &b"NEXT"[..]),
+                "step {step}"
+            );
+        }
+        let (body, _) = decode_in_steps(Decoder::Close, b"until the end", 4).expect("valid");
+        assert_eq!(&body[..], b"until the end");
+        assert!(decode_in_steps(Decoder::Chunked(Chunk::Size), b"0\r\n\n", 1).is_ok());
+    }
+
+    #[test]
+    fn broken_bodies_are_errors_not_truncations() {
+        for (d, wire) in [
+            (Decoder::Length(10), &b"short"[..]),
+            (Decoder::Chunked(Chunk::Size), b"5\r\nhello\r\n"),
+            (Decoder::Chunked(Chunk::Size), b"zz\r\n"),
+            (Decoder::Chunked(Chunk::Size), b"2\r\nhello\r\n0\r\n\r\n"),
+            (Decoder::Chunked(Chunk::Size), b"ffffffffffffffffff\r\n"),
+        ] {
+            assert!(
+                decode_in_steps(d, wire, 3).is_err(),
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        let mut endless = b"1;ext=".to_vec();
+        endless.resize(MAX_CHUNK_META + 10, b'x');
+        assert_eq!(
+            decode_in_steps(Decoder::Chunked(Chunk::Size), &endless, 512).err(),
+            Some("a chunk-size line is too long")
+        );
+        let mut trailers = b"0\r\n".to_vec();
+        for _ in 0..1000 {
+            trailers.extend_from_slice(b"x-t: vvvvvvvvvv\r\n");
+        }
+        assert_eq!(
+            decode_in_steps(Decoder::Chunked(Chunk::Size), &trailers, 100).err(),
+            Some("the trailer section is too long")
+        );
+    }
+}
