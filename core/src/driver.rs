@@ -183,12 +183,20 @@ fn entry_reply<B>(
 /// Response headers passed to the caller: everything but hop-by-hop.
 #[must_use]
 pub fn downstream_headers(upstream: &[(String, String)]) -> HeaderList {
+    downstream_headers_and(upstream, 0)
+}
+
+/// [`downstream_headers`] with room for `more` headers the caller adds.
+fn downstream_headers_and(upstream: &[(String, String)], more: usize) -> HeaderList {
     let connection = upstream.header("connection");
-    upstream
-        .iter()
-        .filter(|(n, _)| !is_hop_by_hop(n, connection))
-        .cloned()
-        .collect()
+    let mut out = Vec::with_capacity(upstream.len() + more);
+    out.extend(
+        upstream
+            .iter()
+            .filter(|(n, _)| !is_hop_by_hop(n, connection))
+            .cloned(),
+    );
+    out
 }
 
 /// Handles one proxied request end to end: admission, cache, engine loop, cache store.
@@ -342,7 +350,7 @@ async fn run<H: Host>(
                 }
                 Some(resp) => {
                     let provider = log.providers.last().cloned().unwrap_or_default();
-                    let mut headers = downstream_headers(&resp.headers);
+                    let mut headers = downstream_headers_and(&resp.headers, 3 + extra.len());
                     headers.push((String::from("x-mosaic-provider"), provider));
                     headers.push((String::from("x-mosaic-request-id"), log.request_id.clone()));
                     headers.extend(extra.iter().cloned());

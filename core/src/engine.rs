@@ -653,37 +653,43 @@ const PROXY_SET: [&str; 6] = [
 #[must_use]
 pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut Rng) -> HeaderList {
     let connection = req.headers.header("connection");
-    let mut out: HeaderList = req
-        .headers
-        .iter()
-        .filter(|(n, _)| {
-            let n = n.as_str();
-            !is_hop_by_hop(n, connection)
-                && !PROXY_SET.iter().any(|h| h.eq_ignore_ascii_case(n))
-                && !n
-                    .get(..9)
-                    .is_some_and(|p| p.eq_ignore_ascii_case("x-mosaic-"))
-                && (forward_caller_auth
-                    || !CALLER_CREDENTIALS.iter().any(|h| h.eq_ignore_ascii_case(n)))
-        })
-        .cloned()
-        .collect();
+    // room for the caller's headers and the four forwarding and tracing ones added below
+    let mut out: HeaderList = Vec::with_capacity(req.headers.len() + 4);
+    out.extend(
+        req.headers
+            .iter()
+            .filter(|(n, _)| {
+                let n = n.as_str();
+                !is_hop_by_hop(n, connection)
+                    && !PROXY_SET.iter().any(|h| h.eq_ignore_ascii_case(n))
+                    && !n
+                        .get(..9)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("x-mosaic-"))
+                    && (forward_caller_auth
+                        || !CALLER_CREDENTIALS.iter().any(|h| h.eq_ignore_ascii_case(n)))
+            })
+            .cloned(),
+    );
     if !forward_caller_auth {
         // never forward a caller's Authorization, even if forward flag is on for cookies only
         out.retain(|(n, _)| !n.eq_ignore_ascii_case("x-mosaic-key"));
     }
     let prior_xff = req.headers.header("x-forwarded-for");
     if let Some(ip) = req.client_ip {
-        let quoted = if ip.contains(':') {
-            format!("\"[{ip}]\"")
-        } else {
-            String::from(ip)
-        };
         let host = req.host.unwrap_or("");
-        out.push((
-            String::from("forwarded"),
-            format!("for={quoted};host={host};proto=https"),
-        ));
+        let mut forwarded = String::with_capacity(28 + ip.len() + host.len());
+        forwarded.push_str("for=");
+        if ip.contains(':') {
+            forwarded.push_str("\"[");
+            forwarded.push_str(ip);
+            forwarded.push_str("]\"");
+        } else {
+            forwarded.push_str(ip);
+        }
+        forwarded.push_str(";host=");
+        forwarded.push_str(host);
+        forwarded.push_str(";proto=https");
+        out.push((String::from("forwarded"), forwarded));
         out.push((
             String::from("x-forwarded-for"),
             match prior_xff {
@@ -723,9 +729,11 @@ pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut 
 /// Appends 16 lowercase hex digits.
 fn push_hex(out: &mut String, v: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..16).rev() {
-        out.push(char::from(HEX[((v >> (i * 4)) & 0xf) as usize]));
+    let mut digits = [0u8; 16];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = HEX[((v >> ((15 - i) * 4)) & 0xf) as usize];
     }
+    out.push_str(core::str::from_utf8(&digits).unwrap_or_default());
 }
 
 fn valid_traceparent(t: &str) -> bool {

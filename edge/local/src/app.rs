@@ -134,13 +134,16 @@ fn host_of(req: &HttpRequest<Incoming>) -> Option<String> {
         .headers()
         .get(HOST)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))?;
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .map(hyper::http::uri::Authority::as_str)
+        })?;
     let h = if let Some(rest) = raw.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("").to_string()
+        rest.split(']').next().unwrap_or("")
     } else {
         match raw.rsplit_once(':') {
-            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
             _ => raw,
         }
     };

@@ -21,10 +21,50 @@ const MAX_CHUNK_META: usize = 8 * 1024;
 /// Why a message cannot be written or read.
 pub type Error = &'static str;
 
-/// Whether `b` may appear in a header name (an RFC 9110 token).
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
+/// Body pieces up to this size are copied out of the read buffer, which then stays ours to
+/// reuse; larger ones are cut out of it without copying.
+const COPY_MAX: usize = 4 * 1024;
+
+/// Bytes allowed in a header name (an RFC 9110 token), by value.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// Bytes allowed in a header value: tab, visible ASCII, space and obs-text (no CR, LF, NUL
+/// or other controls).
+const VCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b == 9 || (b >= 0x20 && b != 0x7f);
+        b += 1;
+    }
+    t
+};
 
 /// Writes a request head, followed by `body` when `with_body` (the caller sends a large body
 /// on its own), to `out`.
@@ -68,10 +108,10 @@ pub fn encode_request(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let (mut host, mut user_agent) = (false, false);
     for (n, v) in headers {
-        if n.is_empty() || !n.bytes().all(is_tchar) {
+        if n.is_empty() || !n.bytes().all(|b| TCHAR[usize::from(b)]) {
             return Err("a header name is not a token");
         }
-        if !v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+        if !v.bytes().all(|b| VCHAR[usize::from(b)]) {
             return Err("a header value holds a control character");
         }
         if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding") {
@@ -133,9 +173,12 @@ fn lists(value: &[u8], token: &str) -> bool {
 /// When the bytes are not an HTTP/1.x response the proxy can relay.
 pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Error> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut r = httparse::Response::new(&mut slots);
-        let len = match r.parse(buf) {
+        let mut slots =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut r = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut r, buf, &mut slots)
+        {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => return Err("more than 128 response headers"),
@@ -215,6 +258,18 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
     }
 }
 
+/// The first `n` bytes of `buf`: copied when small (so that the buffer is not shared and can
+/// be reused for the next read), cut out without copying otherwise.
+fn cut(buf: &mut BytesMut, n: usize) -> Bytes {
+    if n <= COPY_MAX {
+        let b = Bytes::copy_from_slice(&buf[..n]);
+        buf.advance(n);
+        b
+    } else {
+        buf.split_to(n).freeze()
+    }
+}
+
 /// A decimal length of at most 19 digits (no sign, no spaces).
 fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
@@ -285,13 +340,14 @@ impl Decoder {
                     }
                     let take = usize::try_from(n).unwrap_or(usize::MAX).min(buf.len());
                     *self = Decoder::Length(n - take as u64);
-                    return Ok(Some(buf.split_to(take).freeze()));
+                    return Ok(Some(cut(buf, take)));
                 }
                 Decoder::Close => {
                     if buf.is_empty() {
                         return Ok(None);
                     }
-                    return Ok(Some(buf.split().freeze()));
+                    let all = buf.len();
+                    return Ok(Some(cut(buf, all)));
                 }
                 Decoder::Chunked(Chunk::Size) => match httparse::parse_chunk_size(buf) {
                     Ok(httparse::Status::Complete((used, 0))) => {
@@ -319,7 +375,7 @@ impl Decoder {
                     } else {
                         Chunk::Data(left)
                     });
-                    return Ok(Some(buf.split_to(take).freeze()));
+                    return Ok(Some(cut(buf, take)));
                 }
                 Decoder::Chunked(Chunk::DataEnd) => match buf.first() {
                     None => return Ok(None),

@@ -46,8 +46,10 @@ const AGENT: &str = concat!("mosaic-edge/", env!("CARGO_PKG_VERSION"));
 const IDLE_FOR: Duration = Duration::from_secs(60);
 /// Idle connections kept per origin.
 const IDLE_PER_ORIGIN: usize = 256;
-/// Bytes a read asks for at least.
+/// Bytes a read buffer grows by when it has less than [`MIN_READ`] free.
 const READ_SIZE: usize = 16 * 1024;
+/// Least free space a read is made with.
+const MIN_READ: usize = 2 * 1024;
 /// Request bodies up to this size go out in the same write as the head.
 const INLINE_BODY: usize = 16 * 1024;
 
@@ -396,9 +398,15 @@ impl<'a> Target<'a> {
             (false, strip_prefix_ci(url, "http://")?)
         };
         let scheme_len = url.len() - rest.len();
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let end = rest
+            .bytes()
+            .position(|b| b == b'/' || b == b'?')
+            .unwrap_or(rest.len());
         let authority = &rest[..end];
-        if authority.is_empty() || authority.contains(['@', '#', ' ']) || url.contains('#') {
+        if authority.is_empty()
+            || authority.bytes().any(|b| matches!(b, b'@' | b'#' | b' '))
+            || url.as_bytes().contains(&b'#')
+        {
             return None;
         }
         let path = &rest[end..];
@@ -528,7 +536,7 @@ impl Conn {
         if !self.buf.is_empty() {
             return false;
         }
-        self.buf.reserve(READ_SIZE);
+        self.buf.reserve(1);
         let mut cx = Context::from_waker(std::task::Waker::noop());
         matches!(
             tokio_util::io::poll_read_buf(Pin::new(&mut self.io), &mut cx, &mut self.buf),
@@ -564,7 +572,7 @@ impl Conn {
                     "the response head is longer than 64 KiB",
                 )));
             }
-            self.buf.reserve(READ_SIZE);
+            room(&mut self.buf);
             match self.io.read_buf(&mut self.buf).await {
                 Ok(0) if heard => {
                     return Err(Trip::Broken(String::from(
@@ -589,6 +597,14 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+/// Makes room for a read: at least [`MIN_READ`] bytes (the buffer's own space is reused once
+/// what was cut out of it is gone).
+fn room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < MIN_READ {
+        buf.reserve(READ_SIZE);
     }
 }
 
@@ -715,7 +731,7 @@ impl hyper::body::Body for UpstreamBody {
                 }
                 Ok(None) => {}
             }
-            lease.conn.buf.reserve(READ_SIZE);
+            room(&mut lease.conn.buf);
             let read = tokio_util::io::poll_read_buf(
                 Pin::new(&mut lease.conn.io),
                 cx,
