@@ -6,17 +6,16 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
-use hyper::{Request as HttpRequest, Response};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::Response;
 use mosaic_core::admin::{health_json, state_json, CacheStats};
 use mosaic_core::driver::{self, Reply, ReplyBody, RequestLog};
 use mosaic_core::engine::{classify, Endpoint, Request};
-use mosaic_core::head::{check_head, Framing, HeadLimits};
-use mosaic_core::http::Method;
+use mosaic_core::http::{Headers, Method};
 use mosaic_core::problem::{Problem, ProblemKind};
 use mosaic_core::region::Locality;
 
+use crate::conn::{Answer, Request as ConnRequest};
 use crate::host::{wall_now, Body, LocalHost, Shared};
 use crate::server;
 
@@ -59,39 +58,33 @@ fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
-/// Converts core's reply into a hyper response.
-fn response(reply: Reply<Body>) -> Response<Body> {
-    let mut resp = Response::new(match reply.body {
-        ReplyBody::Bytes(b) => full(b),
-        ReplyBody::Stream(s) => s,
-    });
-    *resp.status_mut() =
-        hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
-    let h = resp.headers_mut();
-    h.reserve(reply.headers.len());
-    for (n, v) in reply.headers {
-        // the value's bytes move into the header (validated, not copied)
-        if let (Ok(n), Ok(v)) = (
-            hyper::header::HeaderName::from_bytes(n.as_bytes()),
-            HeaderValue::from_maybe_shared(Bytes::from(v)),
-        ) {
-            h.append(n, v);
-        }
+/// Core's reply as the connection's answer (core's header pairs as they are: no header map).
+fn response(reply: Reply<Body>) -> Answer {
+    Answer {
+        status: reply.status,
+        headers: reply.headers,
+        body: match reply.body {
+            ReplyBody::Bytes(b) => full(b),
+            ReplyBody::Stream(s) => s,
+        },
     }
-    resp
 }
 
-fn problem_response(p: &Problem, id: &str) -> (Response<Body>, RequestLog) {
+/// A problem+json answer.
+#[must_use]
+pub fn problem_answer(p: &Problem, id: &str) -> Answer {
+    response(driver::problem(p, id))
+}
+
+fn problem_response(p: &Problem, id: &str) -> (Answer, RequestLog) {
     let mut reply: Reply<Body> = driver::problem(p, id);
     let log = std::mem::take(&mut reply.log);
     (response(reply), log)
 }
 
-/// Marks a refusal `Connection: close`: hyper then reads nothing more from the connection.
-fn closing((mut resp, log): (Response<Body>, RequestLog)) -> (Response<Body>, RequestLog) {
-    resp.headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("close"));
-    (resp, log)
+/// Marks a refusal `Connection: close`: the connection then reads nothing more.
+fn closing((answer, log): (Answer, RequestLog)) -> (Answer, RequestLog) {
+    (answer.closing(), log)
 }
 
 fn json_response(status: u16, v: &serde_json::Value, id: &str) -> Response<Body> {
@@ -129,16 +122,12 @@ fn log_line(log: &RequestLog, method: &str, path: &str, background: bool) {
 }
 
 /// The request's host without a port.
-fn host_of(req: &HttpRequest<Incoming>) -> Option<String> {
-    let raw = req
-        .headers()
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            req.uri()
-                .authority()
-                .map(hyper::http::uri::Authority::as_str)
-        })?;
+fn host_of(headers: &[(String, String)], target: &str) -> Option<String> {
+    let raw = headers.header("host").or_else(|| {
+        // absolute-form: the authority of the target
+        let rest = target.split_once("://")?.1;
+        Some(rest.split(['/', '?']).next().unwrap_or(rest))
+    })?;
     let h = if let Some(rest) = raw.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
     } else {
@@ -153,35 +142,33 @@ fn host_of(req: &HttpRequest<Incoming>) -> Option<String> {
 /// Handles one request; never fails (errors are problem+json responses).
 ///
 /// `peer_ip` is the client's address as text, formatted once per connection.
-pub async fn handle(
-    shared: Arc<Shared>,
-    req: HttpRequest<Incoming>,
-    peer_ip: Arc<str>,
-) -> Response<Body> {
+pub async fn handle(shared: Arc<Shared>, req: ConnRequest<'_>, peer_ip: Arc<str>) -> Answer {
     let started = std::time::Instant::now();
     let id = request_id();
     // what the log line needs of the request, kept only when it will be written
-    let logged = tracing::enabled!(target: "mosaic::access", tracing::Level::INFO)
-        .then(|| (req.method().clone(), req.uri().path().to_string()));
-    let (resp, mut log) = route(shared, req, &peer_ip, &id).await;
+    let logged = tracing::enabled!(target: "mosaic::access", tracing::Level::INFO).then(|| {
+        let path = req.target.split('?').next().unwrap_or("").to_string();
+        (req.method.clone(), path)
+    });
+    let (answer, mut log) = route(shared, req, &peer_ip, &id).await;
     if let Some((method, path)) = logged {
         if log.latency.is_zero() {
             log.latency = started.elapsed();
         }
         if log.status == 0 {
-            log.status = resp.status().as_u16();
+            log.status = answer.status;
         }
-        log_line(&log, method.as_str(), &path, false);
+        log_line(&log, &method, &path, false);
     }
-    resp
+    answer
 }
 
 async fn route(
     shared: Arc<Shared>,
-    req: HttpRequest<Incoming>,
+    req: ConnRequest<'_>,
     ip: &str,
     id: &str,
-) -> (Response<Body>, RequestLog) {
+) -> (Answer, RequestLog) {
     let live = shared.live();
     let server = &live.router.config.server;
     let plain_log = || RequestLog {
@@ -190,45 +177,20 @@ async fn route(
         ..RequestLog::default()
     };
 
-    // limits and framing first (core's `check_head`): nothing else looks at a request that
-    // breaks them, and the connection is closed after the refusal so that no byte after a
-    // malformed head (a smuggled request) is ever read as a request of its own
-    let headers = crate::upstream::header_pairs(req.headers());
-    let limits = HeadLimits {
-        max_headers: server.max_headers as usize,
-        max_header_bytes: usize::try_from(server.max_header_bytes).unwrap_or(usize::MAX),
-    };
-    let framing = match check_head(&headers, &limits) {
-        Ok(f) => f,
-        Err(p) => return closing(problem_response(&p, id)),
-    };
-    if let Framing::Length(n) = framing {
-        if n > server.max_body_bytes {
-            let p = Problem::new(
-                ProblemKind::PayloadTooLarge,
-                format!(
-                    "request body of {n} bytes exceeds the limit of {} bytes",
-                    server.max_body_bytes
-                ),
-            );
-            return closing(problem_response(&p, id));
-        }
-    }
-    let Some(method) = Method::parse(req.method().as_str()) else {
+    // limits and framing were checked by the connection (core's `check_head`) before the
+    // request got here
+    let ConnRequest {
+        method: method_name,
+        target,
+        headers,
+        body: req_body,
+    } = req;
+    let Some(method) = Method::parse(&method_name) else {
         let p = Problem::new(
             ProblemKind::BadRequest,
-            format!("method {} is not supported; expected GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS", req.method()),
+            format!("method {method_name} is not supported; expected GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS"),
         );
         return problem_response(&p, id);
-    };
-    // hyper parses an absolute-form target (`GET http://host/path`) into parts; hand core the
-    // whole form so that it refuses it like any other non-origin-form target
-    let target = if req.uri().authority().is_some() {
-        req.uri().to_string()
-    } else {
-        req.uri()
-            .path_and_query()
-            .map_or_else(|| String::from("/"), |pq| pq.as_str().to_string())
     };
 
     match classify(&target) {
@@ -238,7 +200,10 @@ async fn route(
             v["generation"] = live.generation.into();
             let mut log = plain_log();
             log.route = Some(String::from("_mosaic"));
-            (json_response(if ready { 200 } else { 503 }, &v, id), log)
+            (
+                json_response(if ready { 200 } else { 503 }, &v, id).into(),
+                log,
+            )
         }
         Endpoint::Admin(rest) => {
             if let Err(p) = live.router.check_admin(&headers) {
@@ -249,7 +214,7 @@ async fn route(
             let rest = rest.split('?').next().unwrap_or(rest);
             if rest == "providers" {
                 return (
-                    crate::v1::admin(&shared, method, req.into_body(), id).await,
+                    crate::v1::admin(&shared, method, req_body, id).await.into(),
                     log,
                 );
             }
@@ -328,23 +293,29 @@ async fn route(
                     )
                 }
             };
-            (resp, log)
+            (resp.into(), log)
         }
         Endpoint::Hook(name) => {
-            crate::hooks::receive(Arc::clone(&shared), &live, req, name, &target, &headers, id)
-                .await
+            let (resp, log) = crate::hooks::receive(
+                Arc::clone(&shared),
+                &live,
+                req_body,
+                name,
+                &target,
+                &headers,
+                id,
+            )
+            .await;
+            (resp.into(), log)
         }
         Endpoint::Proxy => {
             let max_body = server.max_body_bytes;
             let max_cache_body = usize::try_from(server.max_cache_body_bytes).unwrap_or(usize::MAX);
-            let host = host_of(&req);
+            let host = host_of(&headers, &target);
             // bodies are buffered (bounded by max_body_bytes): failover may need to resend them
-            let body = match Limited::new(
-                req.into_body(),
-                usize::try_from(max_body).unwrap_or(usize::MAX),
-            )
-            .collect()
-            .await
+            let body = match Limited::new(req_body, usize::try_from(max_body).unwrap_or(usize::MAX))
+                .collect()
+                .await
             {
                 Ok(c) => c.to_bytes(),
                 Err(e) => {
@@ -366,8 +337,9 @@ async fn route(
                 &live.router.config,
                 target.split('?').next().unwrap_or(""),
             ) {
-                return crate::v1::serve(&shared, &live, method, &target, headers, body, ip, id)
-                    .await;
+                let (resp, log) =
+                    crate::v1::serve(&shared, &live, method, &target, headers, body, ip, id).await;
+                return (resp.into(), log);
             }
             let request = Request {
                 method,

@@ -1,7 +1,8 @@
-//! HTTP/1.1 on the wire for the upstream client: the request head it writes, the response
-//! head it reads and the response body's framing (RFC 9112). Pure functions over byte
-//! buffers, so every edge is unit-tested without a socket; [`crate::upstream`] drives them
-//! on a connection.
+//! HTTP/1.1 on the wire (RFC 9112), both ways: for the upstream client the request head it
+//! writes, the response head it reads and the body framing; for the server the request head it
+//! reads and the response head it writes. Pure functions over byte buffers, so every edge is
+//! unit-tested without a socket; [`crate::upstream`] and [`crate::conn`] drive them on
+//! connections.
 //!
 //! Written for the proxy's hot path: the request goes out in one write, the response head is
 //! parsed in place (httparse) and the body is cut out of the read buffer without copying.
@@ -430,6 +431,152 @@ impl Decoder {
     }
 }
 
+/// Most request headers parsed (more is a 431).
+pub const MAX_REQUEST_HEADERS: usize = 128;
+
+/// A request head as received.
+#[derive(Debug)]
+pub struct RequestHead {
+    /// Method, as sent.
+    pub method: String,
+    /// Request target, as sent (origin-form, absolute-form, `*`…).
+    pub target: String,
+    /// `HTTP/1.0` (else `HTTP/1.1`).
+    pub http10: bool,
+    /// Headers in order, names lowercase (a value that is not UTF-8 is decoded lossily).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why a request head is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadError {
+    /// Too many headers (431).
+    TooMany,
+    /// Not an HTTP/1.x request head (400), and why.
+    Invalid(&'static str),
+}
+
+/// Parses a request head at the start of `buf` and consumes it. `Ok(None)`: not complete yet
+/// (the caller bounds how much it reads). Empty lines before the request line are skipped
+/// (RFC 9112 §2.2).
+///
+/// # Errors
+/// [`HeadError`] for a head that is not HTTP/1.x or has too many headers. httparse is strict
+/// here: obsolete line folding, whitespace before a colon and control characters in values
+/// are refused, not repaired.
+pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadError> {
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_REQUEST_HEADERS];
+    let mut r = httparse::Request::new(&mut []);
+    let len = match r.parse_with_uninit_headers(buf, &mut slots) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooMany),
+        Err(httparse::Error::Version) => {
+            return Err(HeadError::Invalid("only HTTP/1.0 and HTTP/1.1 are served"))
+        }
+        Err(httparse::Error::HeaderName | httparse::Error::HeaderValue) => {
+            return Err(HeadError::Invalid(
+                "a header line is malformed (no folding, no space before the colon, no control characters)",
+            ))
+        }
+        Err(_) => return Err(HeadError::Invalid("the request line is malformed")),
+    };
+    let (Some(method), Some(target), Some(version)) = (r.method, r.path, r.version) else {
+        return Err(HeadError::Invalid("the request line is malformed"));
+    };
+    let mut headers = Vec::with_capacity(r.headers.len());
+    for h in r.headers.iter() {
+        let value = match std::str::from_utf8(h.value) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(h.value).into_owned(),
+        };
+        headers.push((h.name.to_ascii_lowercase(), value));
+    }
+    let head = RequestHead {
+        method: method.to_owned(),
+        target: target.to_owned(),
+        http10: version == 0,
+        headers,
+    };
+    buf.advance(len);
+    Ok(Some(head))
+}
+
+/// How a response body is framed on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Out {
+    /// No body at all (`HEAD`, 1xx, 204, 304): headers as given, `Content-Length` included.
+    Empty,
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the connection closes (an HTTP/1.0 caller and a body of unknown length).
+    Close,
+}
+
+/// Writes a response head to `out`: the status line, `headers` (minus the framing and
+/// connection-level ones, which are ours; a header that is not valid HTTP is dropped, never
+/// sent half-way), `Date` unless given, the framing and `Connection: close` when `close`.
+pub fn encode_response_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(String, String)],
+    framing: Out,
+    close: bool,
+    date: &str,
+) {
+    let reason = hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut dated = false;
+    for (n, v) in headers {
+        if n.is_empty()
+            || !n.bytes().all(|b| TCHAR[usize::from(b)])
+            || !v.bytes().all(|b| VCHAR[usize::from(b)])
+        {
+            continue;
+        }
+        let ours = ["transfer-encoding", "connection", "keep-alive"]
+            .iter()
+            .any(|h| n.eq_ignore_ascii_case(h))
+            || (framing != Out::Empty && n.eq_ignore_ascii_case("content-length"));
+        if ours {
+            continue;
+        }
+        dated |= n.eq_ignore_ascii_case("date");
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !dated {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(date.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        Out::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Out::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Out::Empty | Out::Close => {}
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,6 +852,103 @@ mod tests {
         assert_eq!(
             decode_in_steps(Decoder::Chunked(Chunk::Size), &trailers, 100).err(),
             Some("the trailer section is too long")
+        );
+    }
+
+    #[test]
+    fn request_heads_are_parsed_in_place_and_consumed() {
+        let mut buf = BytesMut::from(
+            &b"\r\nGET /a?b HTTP/1.1\r\nHost: x\r\nX-V: \xff\r\n\r\nGET /next HTTP/1.0\r\n\r\n"[..],
+        );
+        let h = parse_request(&mut buf).expect("valid").expect("complete");
+        assert_eq!(
+            (h.method.as_str(), h.target.as_str(), h.http10),
+            ("GET", "/a?b", false)
+        );
+        assert_eq!(
+            h.headers,
+            vec![
+                (String::from("host"), String::from("x")),
+                (String::from("x-v"), String::from("\u{fffd}"))
+            ]
+        );
+        let h = parse_request(&mut buf).expect("valid").expect("pipelined");
+        assert_eq!((h.target.as_str(), h.http10, buf.len()), ("/next", true, 0));
+        let whole = b"POST /p HTTP/1.1\r\nContent-Length: 2\r\n\r\n";
+        for cut in 0..whole.len() {
+            let mut part = BytesMut::from(&whole[..cut]);
+            assert!(
+                parse_request(&mut part).expect("valid so far").is_none(),
+                "cut {cut}"
+            );
+            assert_eq!(part.len(), cut, "nothing consumed");
+        }
+    }
+
+    #[test]
+    fn request_heads_that_are_not_http_are_refused() {
+        for bad in [
+            &b"GET /x HTTP/2.0\r\n\r\n"[..],
+            b"GET /x HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nX : a\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nX: a\0b\r\n\r\n",
+            b"GET /x y HTTP/1.1\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        ] {
+            let r = parse_request(&mut BytesMut::from(bad));
+            assert!(
+                matches!(r, Err(HeadError::Invalid(_))),
+                "{:?}: {r:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_REQUEST_HEADERS {
+            many.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(
+            parse_request(&mut BytesMut::from(&many[..])).err(),
+            Some(HeadError::TooMany)
+        );
+    }
+
+    #[test]
+    fn response_heads_carry_our_framing_and_nothing_unsendable() {
+        let headers: Vec<(String, String)> = [
+            ("content-type", "text/plain"),
+            ("content-length", "999"),
+            ("transfer-encoding", "chunked"),
+            ("connection", "keep-alive"),
+            ("x-bad", "a\r\nx-injected: 1"),
+            ("bad name", "v"),
+            ("x-ok", "v"),
+        ]
+        .iter()
+        .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+        .collect();
+        let mut out = Vec::new();
+        encode_response_head(&mut out, 200, &headers, Out::Length(2), false, "D");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-ok: v\r\ndate: D\r\ncontent-length: 2\r\n\r\n"
+        );
+        out.clear();
+        encode_response_head(&mut out, 502, &headers[..2], Out::Chunked, true, "D");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ndate: D\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        );
+        // a HEAD answer keeps the length of the body it does not carry; a given date stays
+        out.clear();
+        let given = [
+            (String::from("content-length"), String::from("5")),
+            (String::from("date"), String::from("mine")),
+        ];
+        encode_response_head(&mut out, 299, &given, Out::Empty, false, "D");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 299 \r\ncontent-length: 5\r\ndate: mine\r\n\r\n"
         );
     }
 }

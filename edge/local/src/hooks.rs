@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH};
-use hyper::{Request as HttpRequest, Response};
+
+use hyper::header::{HeaderName, HeaderValue, CONNECTION};
+use hyper::Response;
 use mosaic_core::driver::{cache_result, RequestLog};
 use mosaic_core::http::Method;
 use mosaic_core::problem::{Problem, ProblemKind};
@@ -205,7 +205,7 @@ fn redact(url: &str) -> &str {
 pub async fn receive(
     shared: Arc<Shared>,
     live: &Live,
-    req: HttpRequest<Incoming>,
+    req_body: crate::conn::RequestBody<'_>,
     endpoint: &str,
     target: &str,
     headers: &[(String, String)],
@@ -227,16 +227,13 @@ pub async fn receive(
             0,
         ),
         Some(limit) => {
-            let declared = req
-                .headers()
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
+            let declared = mosaic_core::http::Headers::header(headers, "content-length")
                 .and_then(|s| s.trim().parse::<u64>().ok());
             let body = if declared.is_some_and(|n| n > limit) {
                 Err(payload_too_large(router, endpoint, id))
             } else {
                 let cap = usize::try_from(limit).unwrap_or(usize::MAX);
-                match Limited::new(req.into_body(), cap).collect().await {
+                match Limited::new(req_body, cap).collect().await {
                     Ok(c) => Ok(c.to_bytes()),
                     Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                         Err(payload_too_large(router, endpoint, id))

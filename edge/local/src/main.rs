@@ -21,6 +21,7 @@ mod app;
 mod cache;
 mod cli;
 mod cli_hooks;
+mod conn;
 mod h1;
 mod hooks;
 mod host;

@@ -15,9 +15,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use mosaic_core::problem::{Problem, ProblemKind};
 use mosaic_core::{snapshot, State};
 use tokio::io::AsyncWriteExt;
@@ -266,7 +263,7 @@ struct Accepted {
 ///
 /// Thread per core: a connection, its requests and their upstream connections (the pool is
 /// per thread, see `Clients::local`) stay on one thread, so a request wakes no other thread
-/// and takes no cross-thread lock on its way through hyper. The acceptor (the main runtime,
+/// and takes no cross-thread lock on its way through. The acceptor (the main runtime,
 /// which also runs reload, state sync and the webhook outbox) hands each new connection to
 /// the worker serving the fewest.
 struct Worker {
@@ -296,19 +293,19 @@ impl Worker {
             .name(format!("mosaic-worker-{index}"))
             .spawn(move || {
                 let in_time = rt.block_on(async move {
-                    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+                    let tracker = tokio_util::task::TaskTracker::new();
                     loop {
                         tokio::select! {
                             _ = stop.changed() => break,
                             got = rx.recv() => match got {
-                                Some(a) => serve_connection(&shared, &graceful, a, &counter),
+                                Some(a) => serve_connection(&shared, &tracker, &stop, a, &counter),
                                 None => break,
                             },
                         }
                     }
-                    tokio::time::timeout(grace, graceful.shutdown())
-                        .await
-                        .is_ok()
+                    // idle connections close at once, busy ones after their answer
+                    tracker.close();
+                    tokio::time::timeout(grace, tracker.wait()).await.is_ok()
                 });
                 // dropping the runtime closes what is left
                 drop(rt);
@@ -341,7 +338,8 @@ impl Worker {
 /// Serves one connection on the current (worker) runtime.
 fn serve_connection(
     shared: &Arc<Shared>,
-    graceful: &hyper_util::server::graceful::GracefulShutdown,
+    tracker: &tokio_util::task::TaskTracker,
+    stop: &tokio::sync::watch::Receiver<bool>,
     a: Accepted,
     open: &Arc<AtomicUsize>,
 ) {
@@ -358,29 +356,14 @@ fn serve_connection(
             return;
         }
     };
-    let shared2 = Arc::clone(shared);
-    let max_head =
-        usize::try_from(shared.live().router.config.server.max_header_bytes).unwrap_or(usize::MAX);
+    let _ = stream.set_nodelay(true);
     let ip: Arc<str> = Arc::from(peer.ip().to_string());
-    let svc = service_fn(move |req| {
-        let shared = Arc::clone(&shared2);
-        let ip = Arc::clone(&ip);
-        async move { Ok::<_, std::convert::Infallible>(crate::app::handle(shared, req, ip).await) }
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .max_buf_size(max_head.saturating_add(16 << 10).max(8192))
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), svc);
-    let conn = graceful.watch(conn);
     let shared = Arc::clone(shared);
     let open = Arc::clone(open);
-    tokio::spawn(async move {
+    let stop = stop.clone();
+    tracker.spawn(async move {
         shared.connections.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "connection ended with an error");
-        }
+        crate::conn::serve(stream, Arc::clone(&shared), ip, stop).await;
         shared.connections.fetch_sub(1, Ordering::Relaxed);
         open.fetch_sub(1, Ordering::Relaxed);
         drop(permit);

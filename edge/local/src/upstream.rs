@@ -335,21 +335,6 @@ impl Clients {
     }
 }
 
-/// The headers as core's name/value pairs (names lowercase; a value that is not UTF-8 is
-/// decoded lossily).
-#[must_use]
-pub fn header_pairs(map: &hyper::HeaderMap) -> Vec<(String, String)> {
-    let mut out = Vec::with_capacity(map.len());
-    for (n, v) in map {
-        let value = match v.to_str() {
-            Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        };
-        out.push((n.as_str().to_owned(), value));
-    }
-    out
-}
-
 /// The addresses of `host:port`; a private one is refused unless allowed.
 async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<Vec<SocketAddr>, Failure> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::Response;
 use mosaic_core::driver::{self, Host, RequestLog, UpstreamResponse};
@@ -167,7 +167,7 @@ async fn refresh_router(shared: &Shared) {
 pub async fn admin(
     shared: &Arc<Shared>,
     method: Method,
-    body: Incoming,
+    body: crate::conn::RequestBody<'_>,
     id: &str,
 ) -> Response<Body> {
     match method {

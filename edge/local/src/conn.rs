@@ -1,0 +1,518 @@
+//! The server side of one client connection: HTTP/1.1 (and 1.0) requests read off the socket,
+//! handed to [`crate::app::handle`] one at a time, and their answers written back.
+//!
+//! Our own loop rather than hyper's server connection, because this is the proxy's hot path:
+//! the head is parsed in place straight into the name/value pairs core works with, the answer
+//! is written from core's pairs (no header map is built either way), and a small answer goes
+//! out in one write with its head. What hyper did for us is done here, each tested:
+//!
+//! - framing is core's decision (`head::check_head`: one `chunked`, or agreeing
+//!   `Content-Length` values, never both); `Transfer-Encoding` on HTTP/1.0 is refused;
+//! - a head that is not HTTP, too many headers, a head over the read limit (431) and a
+//!   declared body over the body limit (413) are answered with problem+json and the connection
+//!   is closed: nothing after a refused head is ever read as a request;
+//! - the body is read as the app asks for it (bounded by the app's limit); an answer given
+//!   before the body was read to its end closes the connection;
+//! - `Expect: 100-continue` is answered before the body is read;
+//! - keep-alive for HTTP/1.1 unless `Connection: close`, one request per HTTP/1.0 connection;
+//!   pipelined requests are served in order;
+//! - the answer's framing is ours: `Content-Length` when its size is known, else chunked
+//!   (close-delimited for HTTP/1.0); none for `HEAD`, 204 and 304; `Date` added;
+//! - an idle connection waits at most 30 s for its next request head, and closes at once on
+//!   shutdown; a connection closing with input unread lingers briefly so that the client reads
+//!   the answer instead of a reset.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body as _, Frame, SizeHint};
+use mosaic_core::head::{check_head, Framing, HeadLimits};
+use mosaic_core::http::Headers;
+use mosaic_core::problem::{Problem, ProblemKind};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::h1::{self, Chunk, Decoder, HeadError, Out};
+use crate::host::{Body, BoxError, Shared};
+
+/// Longest wait for a request head, the idle time before it included.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes a read buffer grows by when it has less than [`MIN_READ`] free.
+const READ_SIZE: usize = 16 * 1024;
+/// Least free space a read is made with.
+const MIN_READ: usize = 2 * 1024;
+/// Answer bytes gathered before they are written.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Longest a closing connection reads (and drops) what the client still sends.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// A client connection: the socket, what was read from it but not consumed yet, and the
+/// state of the current request's body.
+pub struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+    body: Decoder,
+    /// The request body broke (or the socket did): the connection is not reused.
+    broken: bool,
+}
+
+/// A request as the app sees it: the head as received and a body read on demand.
+pub struct Request<'c> {
+    /// Method, as sent.
+    pub method: String,
+    /// Request target, as sent.
+    pub target: String,
+    /// Headers in order, names lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The body, read off the connection as it is polled.
+    pub body: RequestBody<'c>,
+}
+
+/// A request body read off its connection as it is polled.
+pub struct RequestBody<'c> {
+    conn: &'c mut Conn,
+}
+
+impl hyper::body::Body for RequestBody<'_> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let conn = &mut *self.conn;
+        loop {
+            if conn.broken {
+                return Poll::Ready(None);
+            }
+            match conn.body.decode(&mut conn.buf) {
+                Err(m) => {
+                    conn.broken = true;
+                    return Poll::Ready(Some(Err(m.into())));
+                }
+                Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(None) if conn.body.is_done() => return Poll::Ready(None),
+                Ok(None) => {}
+            }
+            room(&mut conn.buf);
+            match tokio_util::io::poll_read_buf(Pin::new(&mut conn.io), cx, &mut conn.buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    conn.broken = true;
+                    return Poll::Ready(Some(Err(Box::new(e))));
+                }
+                Poll::Ready(Ok(0)) => {
+                    conn.broken = true;
+                    return Poll::Ready(Some(Err(
+                        "the client closed the connection before the body ended".into(),
+                    )));
+                }
+                Poll::Ready(Ok(_)) => {}
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.conn.body.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.conn
+            .body
+            .remaining()
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
+/// What the app answers: status, headers (framing and connection-level ones are the
+/// connection's) and body. A `Connection: close` header closes the connection after it.
+pub struct Answer {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Body,
+}
+
+impl Answer {
+    /// Adds `Connection: close`: nothing more is read from the connection after this answer.
+    #[must_use]
+    pub fn closing(mut self) -> Answer {
+        self.headers
+            .push((String::from("connection"), String::from("close")));
+        self
+    }
+}
+
+impl From<hyper::Response<Body>> for Answer {
+    fn from(r: hyper::Response<Body>) -> Answer {
+        let (parts, body) = r.into_parts();
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        Answer {
+            status: parts.status.as_u16(),
+            headers,
+            body,
+        }
+    }
+}
+
+/// Makes room for a read: at least [`MIN_READ`] bytes.
+fn room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < MIN_READ {
+        buf.reserve(READ_SIZE);
+    }
+}
+
+/// The `Date` header's value, formatted once a second per thread.
+fn date() -> Arc<str> {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, Arc<str>)> =
+            std::cell::RefCell::new((u64::MAX, Arc::from("")));
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != secs {
+            *d = (secs, Arc::from(httpdate::fmt_http_date(now)));
+        }
+        Arc::clone(&d.1)
+    })
+}
+
+/// How waiting for a request head ended.
+enum Wait {
+    Read(std::io::Result<usize>),
+    Stop,
+    Timeout,
+}
+
+/// What reading a request head gave.
+enum Head {
+    Got(h1::RequestHead),
+    /// The client left, went quiet for too long, or the server is stopping: close quietly.
+    Gone,
+    Refuse(Problem),
+}
+
+/// Serves the requests of one connection until it closes, the client asks to close, a
+/// request is refused, or `stop` turns true.
+pub async fn serve(
+    io: TcpStream,
+    shared: Arc<Shared>,
+    peer_ip: Arc<str>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut conn = Conn {
+        io,
+        buf: BytesMut::with_capacity(READ_SIZE),
+        body: Decoder::Done,
+        broken: false,
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(READ_SIZE);
+    // one timer per connection, re-armed only when it fires early (see `read_head`)
+    let mut timer = Box::pin(tokio::time::sleep(HEAD_TIMEOUT));
+    loop {
+        let (limits, max_head, max_body) = {
+            let live = shared.live();
+            let s = &live.router.config.server;
+            let max_head_bytes = usize::try_from(s.max_header_bytes).unwrap_or(usize::MAX);
+            (
+                HeadLimits {
+                    max_headers: s.max_headers as usize,
+                    max_header_bytes: max_head_bytes,
+                },
+                max_head_bytes.saturating_add(16 << 10).max(8192),
+                s.max_body_bytes,
+            )
+        };
+        let head = match read_head(&mut conn, max_head, &mut timer, &mut stop).await {
+            Head::Got(h) => h,
+            Head::Gone => return,
+            Head::Refuse(p) => return refuse(conn, &mut out, &p).await,
+        };
+        // the body's framing is core's decision
+        let framing = match check_head(&head.headers, &limits) {
+            Ok(f) => f,
+            Err(p) => return refuse(conn, &mut out, &p).await,
+        };
+        if head.http10 && framing == Framing::Chunked {
+            let p = Problem::new(
+                ProblemKind::BadRequest,
+                "Transfer-Encoding is not allowed in an HTTP/1.0 request",
+            );
+            return refuse(conn, &mut out, &p).await;
+        }
+        if let Framing::Length(n) = framing {
+            if n > max_body {
+                let p = Problem::new(
+                    ProblemKind::PayloadTooLarge,
+                    format!("request body of {n} bytes exceeds the limit of {max_body} bytes"),
+                );
+                return refuse(conn, &mut out, &p).await;
+            }
+        }
+        conn.body = match framing {
+            Framing::None => Decoder::Length(0),
+            Framing::Length(n) => Decoder::Length(n),
+            Framing::Chunked => Decoder::Chunked(Chunk::Size),
+        };
+        conn.broken = false;
+        let keep_alive = !head.http10
+            && !head
+                .headers
+                .header_all("connection")
+                .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+        if !head.http10
+            && !conn.body.is_done()
+            && conn.buf.is_empty()
+            && head
+                .headers
+                .header("expect")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+            && conn
+                .io
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .is_err()
+        {
+            return;
+        }
+        let head_request = head.method == "HEAD";
+        let http10 = head.http10;
+        let answer = crate::app::handle(
+            Arc::clone(&shared),
+            Request {
+                method: head.method,
+                target: head.target,
+                headers: head.headers,
+                body: RequestBody { conn: &mut conn },
+            },
+            Arc::clone(&peer_ip),
+        )
+        .await;
+        let asked_close = answer.headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("connection")
+                && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+        });
+        // unread input is not a next request: an answer given before the body was read to
+        // its end ends the connection
+        let unread = !conn.body.is_done() || conn.broken;
+        let close = !keep_alive || asked_close || unread || *stop.borrow();
+        match write_answer(&mut conn.io, &mut out, answer, head_request, http10, close).await {
+            Ok(true) => {}
+            Ok(false) => return linger(conn).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "the answer could not be written in full");
+                return;
+            }
+        }
+        if out.capacity() > 4 * WRITE_CHUNK {
+            out = Vec::with_capacity(READ_SIZE);
+        }
+    }
+}
+
+/// Reads until a whole request head is buffered, the head limit is passed, the client leaves
+/// or goes quiet for [`HEAD_TIMEOUT`], or the server stops while the connection is idle.
+async fn read_head(
+    conn: &mut Conn,
+    max_head: usize,
+    timer: &mut Pin<Box<tokio::time::Sleep>>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Head {
+    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+    let mut stopping = std::pin::pin!(stop.changed());
+    loop {
+        match h1::parse_request(&mut conn.buf) {
+            Ok(Some(h)) => return Head::Got(h),
+            Ok(None) => {}
+            Err(HeadError::TooMany) => {
+                return Head::Refuse(Problem::new(
+                    ProblemKind::HeadersTooLarge,
+                    format!("more than {} request headers", h1::MAX_REQUEST_HEADERS),
+                ))
+            }
+            Err(HeadError::Invalid(m)) => {
+                return Head::Refuse(Problem::new(ProblemKind::BadRequest, m))
+            }
+        }
+        if conn.buf.len() >= max_head {
+            return Head::Refuse(Problem::new(
+                ProblemKind::HeadersTooLarge,
+                format!("the request head is longer than {max_head} bytes"),
+            ));
+        }
+        room(&mut conn.buf);
+        let idle = conn.buf.is_empty();
+        let waited = poll_fn(|cx| {
+            if let Poll::Ready(r) =
+                tokio_util::io::poll_read_buf(Pin::new(&mut conn.io), cx, &mut conn.buf)
+            {
+                return Poll::Ready(Wait::Read(r));
+            }
+            if idle && stopping.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wait::Stop);
+            }
+            // the timer is armed for some earlier deadline: re-arm it, or time out
+            while timer.as_mut().poll(cx).is_ready() {
+                if tokio::time::Instant::now() >= deadline {
+                    return Poll::Ready(Wait::Timeout);
+                }
+                timer.as_mut().reset(deadline);
+            }
+            Poll::Pending
+        })
+        .await;
+        match waited {
+            Wait::Read(Ok(0) | Err(_)) | Wait::Stop | Wait::Timeout => return Head::Gone,
+            Wait::Read(Ok(_)) => {}
+        }
+    }
+}
+
+/// Answers a refused request head and closes the connection.
+async fn refuse(mut conn: Conn, out: &mut Vec<u8>, p: &Problem) {
+    let id = crate::app::request_id();
+    let answer = crate::app::problem_answer(p, &id);
+    tracing::debug!(status = p.status(), problem = p.kind.slug(), request_id = %id, "request refused before routing");
+    if write_answer(&mut conn.io, out, answer, false, false, true)
+        .await
+        .is_ok()
+    {
+        linger(conn).await;
+    }
+}
+
+/// Closes the connection after an answer: the write side first, then what the client still
+/// sends is read and dropped for a moment, so that unread input does not turn the close into
+/// a reset that could destroy the answer before the client reads it.
+async fn linger(mut conn: Conn) {
+    if conn.io.shutdown().await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut drop_buf = [0u8; 4096];
+        let mut total = 0usize;
+        while total < (1 << 20) {
+            match tokio::io::AsyncReadExt::read(&mut conn.io, &mut drop_buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// What the body gave next, or that it is waiting while there is something to write.
+enum Next {
+    Frame(Option<Result<Frame<Bytes>, BoxError>>),
+    Flush,
+}
+
+/// Writes an answer; `Ok(true)` when the connection can carry another request.
+async fn write_answer(
+    io: &mut TcpStream,
+    out: &mut Vec<u8>,
+    answer: Answer,
+    head_request: bool,
+    http10: bool,
+    close: bool,
+) -> std::io::Result<bool> {
+    let Answer {
+        status,
+        headers,
+        mut body,
+    } = answer;
+    let bodiless = head_request || status == 204 || status == 304 || (100..200).contains(&status);
+    let framing = if bodiless {
+        Out::Empty
+    } else {
+        match body.size_hint().exact() {
+            Some(n) => Out::Length(n),
+            None if http10 => Out::Close,
+            None => Out::Chunked,
+        }
+    };
+    let close = close || framing == Out::Close;
+    out.clear();
+    h1::encode_response_head(out, status, &headers, framing, close, &date());
+    drop(headers);
+    if bodiless {
+        io.write_all(out).await?;
+        return Ok(!close);
+    }
+    let mut sent: u64 = 0;
+    loop {
+        let next = poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
+            Poll::Ready(f) => Poll::Ready(Next::Frame(f)),
+            Poll::Pending if out.is_empty() => Poll::Pending,
+            Poll::Pending => Poll::Ready(Next::Flush),
+        })
+        .await;
+        match next {
+            Next::Flush => {
+                io.write_all(out).await?;
+                out.clear();
+            }
+            Next::Frame(Some(Ok(frame))) => {
+                // trailers are hop-by-hop: dropped
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                sent += data.len() as u64;
+                if matches!(framing, Out::Length(n) if sent > n) {
+                    return Err(std::io::Error::other("the body is longer than it said"));
+                }
+                if framing == Out::Chunked {
+                    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                }
+                out.extend_from_slice(&data);
+                if framing == Out::Chunked {
+                    out.extend_from_slice(b"\r\n");
+                }
+                if out.len() >= WRITE_CHUNK {
+                    io.write_all(out).await?;
+                    out.clear();
+                }
+            }
+            Next::Frame(Some(Err(e))) => {
+                // the head is out: all that is left is to cut the body short, visibly
+                let _ = io.write_all(out).await;
+                return Err(std::io::Error::other(e));
+            }
+            Next::Frame(None) => {
+                if matches!(framing, Out::Length(n) if sent != n) {
+                    let _ = io.write_all(out).await;
+                    return Err(std::io::Error::other("the body is shorter than it said"));
+                }
+                if framing == Out::Chunked {
+                    out.extend_from_slice(b"0\r\n\r\n");
+                }
+                io.write_all(out).await?;
+                out.clear();
+                return Ok(!close);
+            }
+        }
+    }
+}
