@@ -843,6 +843,81 @@ async fn pipelined_request_after_a_refusal_is_never_served() {
     assert_eq!(picky.hits(), 2);
 }
 
+/// The edges of HTTP/1.x framing the native server handles itself: HTTP/1.0, `HEAD`,
+/// `Expect: 100-continue`, a chunked request body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_framing_edges_are_served_as_the_protocol_says() {
+    let up = Mock::start("up", Behaviour::ok()).await;
+    let r = spawn(&smuggling_config(&up), &[]);
+    // HTTP/1.0: one answer delimited by its length, then the connection closes
+    let got = raw(r.port, b"GET /ten HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await;
+    assert_eq!(got.statuses(), vec![200], "{got:?}");
+    assert!(got.header("content-length").is_some(), "{got:?}");
+    assert!(got.closed, "{got:?}");
+    // HEAD: the head only (with the length the body would have), and the connection serves
+    // the next request
+    let got = raw(
+        r.port,
+        b"HEAD /head HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /after HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (first, rest) = got.text.split_once("\r\n\r\n").expect("a head");
+    assert!(first.starts_with("HTTP/1.1 200"), "{got:?}");
+    assert!(first.contains("content-length: "), "{got:?}");
+    assert!(
+        rest.starts_with("HTTP/1.1 200"),
+        "no body after a HEAD answer: {got:?}"
+    );
+    assert!(got.closed, "{got:?}");
+    // Expect: 100-continue: the interim answer comes before the body is sent
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", r.port))
+        .await
+        .expect("connect");
+    s.write_all(b"POST /expect HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write the head");
+    let mut interim = vec![0u8; 25];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut interim))
+        .await
+        .expect("100 Continue before the body")
+        .expect("read");
+    assert_eq!(&interim[..], b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"hello").await.expect("write the body");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+        .await
+        .expect("the answer")
+        .expect("read");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let seen = up.seen();
+    let last = seen.last().expect("the upstream saw the request");
+    assert_eq!(
+        (last.target.as_str(), &last.body[..]),
+        ("/expect", &b"hello"[..])
+    );
+    assert_eq!(last.header("expect"), Some("100-continue"));
+    // a chunked request body reaches the upstream whole, with its length
+    let got = raw(
+        r.port,
+        b"POST /chunked HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nx-trailer: t\r\n\r\n",
+    )
+    .await;
+    assert_eq!(got.statuses(), vec![200], "{got:?}");
+    let seen = up.seen();
+    let last = seen.last().expect("the upstream saw the request");
+    assert_eq!(
+        (last.target.as_str(), &last.body[..]),
+        ("/chunked", &b"abcde"[..])
+    );
+    assert_eq!(last.header("content-length"), Some("5"));
+    assert_eq!(last.header("transfer-encoding"), None);
+    assert_eq!(last.header("x-trailer"), None);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Header hygiene
 

@@ -516,3 +516,235 @@ async fn write_answer(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full, StreamBody};
+    use tokio::io::AsyncReadExt;
+
+    /// A connected pair of loopback sockets: (server side, client side).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let client = TcpStream::connect(l.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = l.accept().await.expect("accept");
+        (server, client)
+    }
+
+    fn conn(io: TcpStream) -> Conn {
+        Conn {
+            io,
+            buf: BytesMut::new(),
+            body: Decoder::Done,
+            broken: false,
+        }
+    }
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: Body) -> Answer {
+        Answer {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+                .collect(),
+            body,
+        }
+    }
+
+    fn full(b: &'static [u8]) -> Body {
+        Full::new(Bytes::from_static(b))
+            .map_err(|never| match never {})
+            .boxed()
+    }
+
+    /// A body of unknown length made of `parts`, failing after them when `fail`.
+    fn streamed(parts: &[&'static [u8]], fail: bool) -> Body {
+        let mut frames: Vec<Result<Frame<Bytes>, BoxError>> = parts
+            .iter()
+            .map(|p| Ok(Frame::data(Bytes::from_static(p))))
+            .collect();
+        if fail {
+            frames.push(Err("upstream broke".into()));
+        }
+        StreamBody::new(futures_util::stream::iter(frames)).boxed()
+    }
+
+    /// Writes `a` and returns what the client read up to the close, without the `date` line.
+    async fn written(a: Answer, head: bool, http10: bool, close: bool) -> (String, bool) {
+        let (mut server, mut client) = pair().await;
+        let mut out = Vec::new();
+        let r = write_answer(&mut server, &mut out, a, head, http10, close).await;
+        drop(server);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.expect("read");
+        let text = String::from_utf8_lossy(&got)
+            .lines()
+            .filter(|l| !l.starts_with("date: "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        (text, r.is_ok_and(|keep| keep))
+    }
+
+    #[tokio::test]
+    async fn answers_are_framed_by_what_is_known_of_their_body() {
+        let (t, keep) = written(
+            answer(200, &[("x-a", "1")], full(b"hello")),
+            false,
+            false,
+            false,
+        )
+        .await;
+        assert_eq!(t, "HTTP/1.1 200 OK\nx-a: 1\ncontent-length: 5\n\nhello");
+        assert!(keep);
+        let (t, keep) = written(
+            answer(200, &[], streamed(&[b"ab", b"", b"cde"], false)),
+            false,
+            false,
+            false,
+        )
+        .await;
+        assert_eq!(
+            t,
+            "HTTP/1.1 200 OK\ntransfer-encoding: chunked\n\n2\nab\n3\ncde\n0\n"
+        );
+        assert!(keep);
+        // HTTP/1.0 cannot take chunks: the close delimits the body
+        let (t, keep) = written(
+            answer(200, &[], streamed(&[b"ab"], false)),
+            false,
+            true,
+            false,
+        )
+        .await;
+        assert_eq!(t, "HTTP/1.1 200 OK\nconnection: close\n\nab");
+        assert!(!keep);
+        // HEAD and 204 carry no body; HEAD keeps the length the body would have
+        let (t, keep) = written(
+            answer(200, &[("content-length", "5")], full(b"hello")),
+            true,
+            false,
+            false,
+        )
+        .await;
+        assert_eq!(t, "HTTP/1.1 200 OK\ncontent-length: 5\n");
+        assert!(keep);
+        let (t, _) = written(answer(204, &[], full(b"")), false, false, true).await;
+        assert_eq!(t, "HTTP/1.1 204 No Content\nconnection: close\n");
+        // a body that breaks mid-way is cut short where it broke (the chunked framing stays
+        // unterminated, so the client sees it incomplete) and ends the connection
+        let (t, keep) = written(
+            answer(200, &[], streamed(&[b"ab"], true)),
+            false,
+            false,
+            false,
+        )
+        .await;
+        assert_eq!(t, "HTTP/1.1 200 OK\ntransfer-encoding: chunked\n\n2\nab");
+        assert!(!keep);
+    }
+
+    #[tokio::test]
+    async fn request_bodies_are_read_as_asked_and_what_follows_stays() {
+        let (server, mut client) = pair().await;
+        let mut c = conn(server);
+        c.body = Decoder::Chunked(Chunk::Size);
+        client
+            .write_all(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n")
+            .await
+            .expect("write");
+        let body = RequestBody { conn: &mut c }
+            .collect()
+            .await
+            .expect("a whole body")
+            .to_bytes();
+        assert_eq!(&body[..], b"abcde");
+        assert!(c.body.is_done() && !c.broken);
+        let next = h1::parse_request(&mut c.buf)
+            .expect("valid")
+            .expect("pipelined head");
+        assert_eq!(next.target, "/next");
+        // cut short: an error, and the connection is not reused
+        c.body = Decoder::Length(10);
+        client.write_all(b"short").await.expect("write");
+        drop(client);
+        let r = RequestBody { conn: &mut c }.collect().await;
+        assert!(r.is_err());
+        assert!(c.broken);
+    }
+
+    #[tokio::test]
+    async fn heads_are_read_whole_and_refused_past_the_limits() {
+        let (server, mut client) = pair().await;
+        let mut c = conn(server);
+        let (_tx, mut stop) = tokio::sync::watch::channel(false);
+        let mut timer = Box::pin(tokio::time::sleep(HEAD_TIMEOUT));
+        // a head in pieces
+        client.write_all(b"GET /a HT").await.expect("write");
+        let reader = tokio::spawn(async move {
+            let h = read_head(&mut c, 8192, &mut timer, &mut stop).await;
+            (h, c, timer, stop)
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client
+            .write_all(b"TP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let (h, mut c, mut timer, mut stop) = reader.await.expect("joined");
+        let Head::Got(h) = h else { panic!("a head") };
+        assert_eq!(h.target, "/a");
+        // over the head limit: 431
+        client.write_all(&[b'x'; 300]).await.expect("write");
+        let Head::Refuse(p) = read_head(&mut c, 256, &mut timer, &mut stop).await else {
+            panic!("refused")
+        };
+        assert_eq!(p.status(), 431);
+        // not HTTP: 400
+        let (server, mut client) = pair().await;
+        let mut c = conn(server);
+        client
+            .write_all(b"\x16\x03\x01 hello\r\n\r\n")
+            .await
+            .expect("write");
+        let Head::Refuse(p) = read_head(&mut c, 8192, &mut timer, &mut stop).await else {
+            panic!("refused")
+        };
+        assert_eq!(p.status(), 400);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_connections_close_after_the_timeout_or_at_shutdown() {
+        let (server, _client) = pair().await;
+        let mut c = conn(server);
+        let (tx, mut stop) = tokio::sync::watch::channel(false);
+        let mut timer = Box::pin(tokio::time::sleep(HEAD_TIMEOUT));
+        let started = tokio::time::Instant::now();
+        assert!(matches!(
+            read_head(&mut c, 8192, &mut timer, &mut stop).await,
+            Head::Gone
+        ));
+        let waited = started.elapsed();
+        assert!(
+            waited >= HEAD_TIMEOUT && waited < HEAD_TIMEOUT * 2,
+            "{waited:?}"
+        );
+        // shutdown: an idle connection goes at once
+        let (server, _client) = pair().await;
+        let mut c = conn(server);
+        let started = tokio::time::Instant::now();
+        let t = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = tx.send(true);
+            tx
+        });
+        assert!(matches!(
+            read_head(&mut c, 8192, &mut timer, &mut stop).await,
+            Head::Gone
+        ));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(t.await);
+    }
+}
