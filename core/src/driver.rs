@@ -277,20 +277,22 @@ async fn run<H: Host>(
     let mut call = host.with_state(|s| Call::new(router, s, req, &admitted, now));
     let mut last: Option<(u32, UpstreamResponse<H::Body>)> = None;
     let fin = loop {
-        match host.with_state(|s| call.poll(router, s, now)) {
+        match host.with_state(|s| call.poll_lending(router, s, now)) {
             Step::Attempt(a) => {
                 let r = host.fetch(&a).await;
+                let id = a.id;
+                call.reclaim(a);
                 now = host.now();
                 match r {
                     Ok(resp) => {
                         host.with_state(|s| {
-                            call.handle_response(router, s, a.id, resp.status, &resp.headers, now);
+                            call.handle_response(router, s, id, resp.status, &resp.headers, now);
                         });
-                        last = Some((a.id, resp));
+                        last = Some((id, resp));
                     }
                     Err(e) => {
                         host.with_state(|s| {
-                            call.handle_outcome(router, s, a.id, Outcome::Error(e), now);
+                            call.handle_outcome(router, s, id, Outcome::Error(e), now);
                         });
                     }
                 }

@@ -806,6 +806,20 @@ pub struct Call {
     retries: u32,
     tried_all_once: bool,
     give_up_reason: Option<&'static str>,
+    /// Whether the next attempt borrows `headers` instead of copying them.
+    lending: bool,
+    /// Headers lent to the attempt in flight, to be handed back with [`Call::reclaim`].
+    lent: Option<Lent>,
+}
+
+/// What [`Call::reclaim`] needs to restore the headers lent to an attempt.
+#[derive(Clone, Debug)]
+struct Lent {
+    attempt: u32,
+    /// The credential header was appended.
+    credential: bool,
+    /// Caller headers the credential header displaced.
+    displaced: HeaderList,
 }
 
 impl Call {
@@ -881,6 +895,8 @@ impl Call {
             retries: 0,
             tried_all_once: false,
             give_up_reason: None,
+            lending: false,
+            lent: None,
         }
     }
 
@@ -918,6 +934,31 @@ impl Call {
     #[must_use]
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Like [`Call::poll`], but an attempt's headers are lent rather than copied: hand the
+    /// attempt back with [`Call::reclaim`] once it has been performed (before polling again),
+    /// or later attempts go without them. Saves copying every header for every attempt on the
+    /// hot path; the driver loop uses it.
+    pub fn poll_lending(&mut self, router: &Router, state: &mut State, now: Instant) -> Step {
+        self.lending = true;
+        let step = self.poll(router, state, now);
+        self.lending = false;
+        step
+    }
+
+    /// Takes back the headers lent to attempt `a` by [`Call::poll_lending`] (a no-op for an
+    /// attempt that did not borrow them).
+    pub fn reclaim(&mut self, a: Attempt) {
+        let Some(lent) = self.lent.take_if(|l| l.attempt == a.id) else {
+            return;
+        };
+        let mut headers = a.headers;
+        if lent.credential {
+            headers.pop();
+        }
+        headers.extend(lent.displaced);
+        self.headers = headers;
     }
 
     /// What the host must do next.
@@ -1021,14 +1062,36 @@ impl Call {
         self.cursor = (self.cursor + k) % n;
         let provider = &cfg.providers[p];
         let id = self.attempts.len() as u32 + 1;
-        let mut headers = self.headers.clone();
+        let mut headers = if self.lending {
+            core::mem::take(&mut self.headers)
+        } else {
+            self.headers.clone()
+        };
         let cred = self
             .tenant
             .and_then(|t| cfg.tenants[t].credentials.get(&p))
             .and_then(|r| router.secret(r));
-        if let Some(h) = auth_header(router, &provider.auth, cred) {
-            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&h.0));
+        let mut displaced = HeaderList::new();
+        let credential = auth_header(router, &provider.auth, cred);
+        let has_credential = credential.is_some();
+        if let Some(h) = credential {
+            // a caller header of the same name gives way (kept aside when lending)
+            let mut i = 0;
+            while i < headers.len() {
+                if headers[i].0.eq_ignore_ascii_case(&h.0) {
+                    displaced.push(headers.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
             headers.push(h);
+        }
+        if self.lending {
+            self.lent = Some(Lent {
+                attempt: id,
+                credential: has_credential,
+                displaced,
+            });
         }
         let prefix = provider.base_url.prefix();
         let mut url = String::with_capacity(prefix.len() + self.path_and_query.len());

@@ -555,6 +555,75 @@ providers = ["gh"]
 }
 
 #[test]
+fn every_attempt_carries_the_same_headers_and_only_its_own_credential() {
+    // the driver lends the request's headers to each attempt and takes them back: a
+    // credential that displaced a caller header on one attempt must not leak into, or take
+    // that header from, the next
+    let r = router(
+        r#"
+[[providers]]
+id = "a"
+base_url = "https://a.example"
+auth = { scheme = "bearer", secret = "env:A" }
+[[providers]]
+id = "b"
+base_url = "https://b.example"
+[[providers]]
+id = "c"
+base_url = "https://c.example"
+auth = { scheme = "bearer", secret = "env:C" }
+[[routes]]
+name = "api"
+match = { path = "/api/{*rest}" }
+providers = ["a", "b", "c"]
+forward_caller_auth = true
+retry = { attempts = 3, on_status = [500] }
+"#,
+    );
+    let h = sim(&r);
+    h.upstream("a", Behaviour::status(500));
+    h.upstream("b", Behaviour::Down);
+    let rep = send(
+        &h,
+        &r,
+        Method::Get,
+        "/api/x",
+        &[("Authorization", "Bearer caller"), ("Accept", "text/plain")],
+    );
+    assert_eq!(rep.status, 200, "{:?}", h.take_transcript());
+    let attempts = h.requests();
+    assert_eq!(attempts.len(), 3);
+    let auth = |i: usize| {
+        attempts[i]
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(auth(0), ["Bearer secret-of-A"]);
+    assert_eq!(
+        auth(1),
+        ["Bearer caller"],
+        "the caller's header is back for b"
+    );
+    assert_eq!(auth(2), ["Bearer secret-of-C"]);
+    let without_auth = |i: usize| {
+        let mut v: Vec<(String, String)> = attempts[i]
+            .headers
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("authorization"))
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(without_auth(0), without_auth(1));
+    assert_eq!(without_auth(1), without_auth(2));
+    assert_eq!(attempts[0].headers.len(), attempts[2].headers.len());
+}
+
+#[test]
 fn incoming_traceparent_is_continued() {
     let r = router(TWO);
     let h = sim(&r);

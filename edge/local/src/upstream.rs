@@ -20,6 +20,7 @@
 //! webpki root certificates, HTTP/1.1 only.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -596,7 +597,31 @@ fn room(buf: &mut BytesMut) {
 /// Idle connections by origin.
 #[derive(Default)]
 struct Pool {
-    idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
+    idle: Mutex<HashMap<Arc<str>, Vec<Idle>, BuildHasherDefault<Fnv>>>,
+}
+
+/// FNV-1a: the pool's keys are a handful of origins from the configuration, not attacker
+/// input, so a fast hash beats SipHash's flooding resistance here.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 struct Idle {
