@@ -7,15 +7,20 @@
 # answers 500, or is slower than the 200 ms per-try timeout). Also mosaic's resident memory
 # idle and under load. Writes bench/RESULTS.md.
 #
+# The happy path is measured in BENCH_ROUNDS rounds of direct, mosaic, nginx in turn, and each
+# target's median round is reported: on a shared machine the background load drifts, and
+# interleaving lets the drift hit both proxies alike instead of whichever ran second.
+#
 # Bounded in time: about 2 minutes with the defaults. Everything runs on 127.0.0.1.
 #
 # Needs: oha (cargo install oha --version 1.16.0 --locked), nginx (apt-get install nginx-light),
-#        python3. Knobs: BENCH_DURATION (10s), BENCH_FAILOVER_DURATION (5s),
-#        BENCH_CONCURRENCY (32), CARGO_TARGET_DIR.
+#        python3. Knobs: BENCH_DURATION (5s per round), BENCH_ROUNDS (3),
+#        BENCH_FAILOVER_DURATION (5s), BENCH_CONCURRENCY (32), CARGO_TARGET_DIR.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DUR=${BENCH_DURATION:-10s}
+DUR=${BENCH_DURATION:-5s}
+ROUNDS=${BENCH_ROUNDS:-3}
 FDUR=${BENCH_FAILOVER_DURATION:-5s}
 CONC=${BENCH_CONCURRENCY:-32}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -163,14 +168,17 @@ echo "warming up" >&2
 "$OHA" -z 2s -c "$CONC" --no-tui --output-format json "http://127.0.0.1:$P_MOSAIC/happy/x" >/dev/null
 "$OHA" -z 2s -c "$CONC" --no-tui --output-format json "http://127.0.0.1:$P_NGINX/happy/x" >/dev/null
 echo "measuring ($DUR happy path, $FDUR per failover scenario, $CONC connections)" >&2
-run direct        "http://127.0.0.1:$P_OK/happy/x" "$DUR"
-T0=$(ticks "$MOSAIC_PID")
-run mosaic        "http://127.0.0.1:$P_MOSAIC/happy/x" "$DUR"
-MOSAIC_TICKS=$(( $(ticks "$MOSAIC_PID") - T0 ))
-LOAD_RSS=$(rss_kib "$MOSAIC_PID" VmRSS)
-T0=$(ticks $(NGINX_PIDS))
-run nginx         "http://127.0.0.1:$P_NGINX/happy/x" "$DUR"
-NGINX_TICKS=$(( $(ticks $(NGINX_PIDS)) - T0 ))
+MOSAIC_TICKS=0; NGINX_TICKS=0
+for r in $(seq 1 "$ROUNDS"); do
+  run "direct-$r"  "http://127.0.0.1:$P_OK/happy/x" "$DUR"
+  T0=$(ticks "$MOSAIC_PID")
+  run "mosaic-$r"  "http://127.0.0.1:$P_MOSAIC/happy/x" "$DUR"
+  MOSAIC_TICKS=$(( MOSAIC_TICKS + $(ticks "$MOSAIC_PID") - T0 ))
+  [ "$r" = 1 ] && LOAD_RSS=$(rss_kib "$MOSAIC_PID" VmRSS)
+  T0=$(ticks $(NGINX_PIDS))
+  run "nginx-$r"   "http://127.0.0.1:$P_NGINX/happy/x" "$DUR"
+  NGINX_TICKS=$(( NGINX_TICKS + $(ticks $(NGINX_PIDS)) - T0 ))
+done
 for s in refused 5xx timeout; do
   run "mosaic-$s" "http://127.0.0.1:$P_MOSAIC/$s/x" "$FDUR"
   run "nginx-$s"  "http://127.0.0.1:$P_NGINX/$s/x" "$FDUR"
@@ -179,6 +187,6 @@ PEAK_RSS=$(rss_kib "$MOSAIC_PID" VmHWM)
 sleep 2
 AFTER_RSS=$(rss_kib "$MOSAIC_PID" VmRSS)
 
-WORK="$WORK" CONC="$CONC" DUR="$DUR" FDUR="$FDUR" IDLE_RSS="$IDLE_RSS" LOAD_RSS="$LOAD_RSS" PEAK_RSS="$PEAK_RSS" \
+WORK="$WORK" CONC="$CONC" DUR="$DUR" ROUNDS="$ROUNDS" FDUR="$FDUR" IDLE_RSS="$IDLE_RSS" LOAD_RSS="$LOAD_RSS" PEAK_RSS="$PEAK_RSS" \
 AFTER_RSS="$AFTER_RSS" MOSAIC_TICKS="$MOSAIC_TICKS" NGINX_TICKS="$NGINX_TICKS" HZ="$(getconf CLK_TCK)" OUT="$ROOT/bench/RESULTS.md" python3 "$ROOT/bench/summarize.py"
 cat "$ROOT/bench/RESULTS.md"

@@ -31,7 +31,22 @@ def row(label, r):
     return f"| {label} | {r['rps']:,.0f} | {r['p50']:,.0f} | {r['p99']:,.0f} | {r['success']:.2f} % ({r['ok']:,}/{r['total']:,}) |"
 
 
-direct, mosaic, nginx = load("direct"), load("mosaic"), load("nginx")
+rounds = int(os.environ.get("ROUNDS", "1"))
+
+
+def median_round(target):
+    """The target's round with the median throughput, and every round's throughput."""
+    rs = [load(f"{target}-{i}") for i in range(1, rounds + 1)]
+    by_rps = sorted(rs, key=lambda r: r["rps"])
+    m = dict(by_rps[len(by_rps) // 2])
+    # p50 as the median of the rounds' p50s, CPU over all requests of all rounds
+    m["p50"] = sorted(r["p50"] for r in rs)[len(rs) // 2]
+    m["all_total"] = sum(r["total"] for r in rs)
+    m["rounds"] = [r["rps"] for r in rs]
+    return m
+
+
+direct, mosaic, nginx = median_round("direct"), median_round("mosaic"), median_round("nginx")
 lines = []
 cpu = "unknown CPU"
 try:
@@ -54,7 +69,8 @@ lines.append(
     f"`bench/run.sh`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu}, {cores} cores shared by the "
     f"load generator (oha, {os.environ['CONC']} connections, keep-alive), the proxy and the mock upstream; "
     f"{nginx_v}, `worker_processes auto`, access log off; mosaic release build, `RUST_LOG=warn` "
-    f"(no per-request log line, like nginx with `access_log off`). Happy path {os.environ['DUR']} per target, "
+    f"(no per-request log line, like nginx with `access_log off`). Happy path: {rounds} rounds of "
+    f"{os.environ['DUR']} per target, the targets in turn, each target's median round shown; "
     f"failover scenarios {os.environ['FDUR']} each. Latencies in µs. Load average at the end: "
     f"{' '.join(load_avg)} — numbers taken on a busy machine vary from run to run; compare rows of one run."
 )
@@ -67,6 +83,12 @@ lines.append(row("direct to the mock upstream", direct))
 lines.append(row("through mosaic", mosaic))
 lines.append(row("through nginx", nginx))
 lines.append("")
+fmt_rounds = lambda r: ", ".join(f"{x:,.0f}" for x in r["rounds"])
+lines.append(
+    f"Every round's req/s, in order: direct {fmt_rounds(direct)}; mosaic {fmt_rounds(mosaic)}; "
+    f"nginx {fmt_rounds(nginx)}. p50 is the median of the rounds' p50s."
+)
+lines.append("")
 added_m = mosaic["p50"] - direct["p50"]
 added_n = nginx["p50"] - direct["p50"]
 lines.append(
@@ -77,7 +99,7 @@ hz = float(os.environ.get("HZ", "100"))
 
 
 def cpu_per_request(ticks, r):
-    return float(os.environ[ticks]) / hz / r["total"] * 1e6 if r["total"] else 0.0
+    return float(os.environ[ticks]) / hz / r["all_total"] * 1e6 if r["all_total"] else 0.0
 
 
 cpu_m, cpu_n = cpu_per_request("MOSAIC_TICKS", mosaic), cpu_per_request("NGINX_TICKS", nginx)
@@ -116,7 +138,7 @@ lines.append("")
 lines.append("| when | RSS |")
 lines.append("|---|---:|")
 lines.append(f"| idle after start | {kib('IDLE_RSS'):.1f} MiB |")
-lines.append(f"| right after the happy-path run | {kib('LOAD_RSS'):.1f} MiB |")
+lines.append(f"| right after the first happy-path round | {kib('LOAD_RSS'):.1f} MiB |")
 lines.append(f"| peak over all runs (VmHWM) | {kib('PEAK_RSS'):.1f} MiB |")
 lines.append(f"| idle again, 2 s after the last run | {kib('AFTER_RSS'):.1f} MiB |")
 lines.append("")
