@@ -128,6 +128,7 @@ fn engine_call(c: &mut Criterion) {
                 target: black_box("/svc996/repos/rust-lang/rust"),
                 headers: &headers,
                 client_ip: Some("203.0.113.1"),
+                https: true,
                 locality: Locality::default(),
                 id: "b",
             };
@@ -167,6 +168,7 @@ fn whole_request(c: &mut Criterion) {
                 target: "/svc1/items/42",
                 headers: &headers,
                 client_ip: Some("203.0.113.1"),
+                https: true,
                 locality: Locality::default(),
                 id: "b",
             };

@@ -101,6 +101,7 @@ fn main() {
                     target: black_box("/svc996/repos/rust-lang/rust"),
                     headers: &headers,
                     client_ip: Some("203.0.113.1"),
+                    https: true,
                     locality: Locality::default(),
                     id: "b",
                 };
@@ -128,6 +129,7 @@ fn main() {
                     target: black_box("/svc996/repos/rust-lang/rust"),
                     headers: &headers,
                     client_ip: Some("203.0.113.1"),
+                    https: true,
                     locality: Locality::default(),
                     id: "b",
                 };

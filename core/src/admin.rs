@@ -432,6 +432,7 @@ mod tests {
             target,
             headers,
             client_ip: Some("192.0.2.1"),
+            https: true,
             locality: Locality::default(),
             id: "t",
         }

@@ -71,6 +71,8 @@ pub struct Request<'a> {
     pub headers: &'a [(String, String)],
     /// Caller's IP, for `Forwarded`.
     pub client_ip: Option<&'a str>,
+    /// Whether the caller reached the host over TLS (`proto=` in `Forwarded`).
+    pub https: bool,
     /// Caller's locality (Workers `request.cf`).
     pub locality: Locality,
     /// Host-generated request id (random, unique enough to grep logs).
@@ -688,7 +690,11 @@ pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut 
         }
         forwarded.push_str(";host=");
         forwarded.push_str(host);
-        forwarded.push_str(";proto=https");
+        forwarded.push_str(if req.https {
+            ";proto=https"
+        } else {
+            ";proto=http"
+        });
         out.push((String::from("forwarded"), forwarded));
         out.push((
             String::from("x-forwarded-for"),

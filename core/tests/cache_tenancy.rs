@@ -92,6 +92,7 @@ fn stale_while_revalidate_serves_then_refreshes() {
         target: "/api/x",
         headers: &headers,
         client_ip: None,
+        https: true,
         locality: Locality::default(),
         id: "bg",
     };

@@ -624,6 +624,38 @@ retry = { attempts = 3, on_status = [500] }
 }
 
 #[test]
+fn forwarded_says_which_protocol_the_caller_used() {
+    let r = router(TWO);
+    for (https, proto) in [(true, "https"), (false, "http")] {
+        let h = sim(&r);
+        let headers = hdrs(&[]);
+        let req = mosaic_core::engine::Request {
+            method: Method::Get,
+            host: Some("edge.test"),
+            target: "/api/x",
+            headers: &headers,
+            client_ip: Some("2001:db8::1"),
+            https,
+            locality: mosaic_core::region::Locality::default(),
+            id: "req-proto",
+        };
+        let rep = mosaic_core::sim::block_on(mosaic_core::driver::handle(&h, &r, &req, 1 << 20));
+        assert_eq!(rep.status, 200);
+        let a = &h.requests()[0];
+        let fwd: Vec<&str> = a
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "forwarded")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(
+            fwd,
+            [format!("for=\"[2001:db8::1]\";host=edge.test;proto={proto}").as_str()]
+        );
+    }
+}
+
+#[test]
 fn incoming_traceparent_is_continued() {
     let r = router(TWO);
     let h = sim(&r);

@@ -142,6 +142,7 @@ fn call_op(
         target,
         headers: &headers,
         client_ip: Some("203.0.113.9"),
+        https: true,
         locality: Locality::default(),
         id: "req-1",
     };

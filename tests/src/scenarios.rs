@@ -572,6 +572,13 @@ pub async fn headers_and_credentials(host: &dyn HostUnderTest) {
             .is_some_and(|v| v.starts_with("for=127.0.0.1")),
         "{s:?}"
     );
+    // every host is reached over plain HTTP here (the local server, `wasmtime serve`,
+    // `wrangler dev`): the proto says so
+    assert!(
+        s.header("forwarded")
+            .is_some_and(|v| v.ends_with(";proto=http")),
+        "{s:?}"
+    );
     let tp = s.header("traceparent").unwrap_or("");
     assert_eq!(tp.len(), 55, "W3C traceparent: {tp}");
     assert!(tp.starts_with("00-"));

@@ -49,6 +49,7 @@ pub fn send(
         target,
         headers: &headers,
         client_ip: Some("203.0.113.9"),
+        https: true,
         locality: Locality::default(),
         id: "req-1",
     };

@@ -347,6 +347,7 @@ async fn route(
                 target: &target,
                 headers: &headers,
                 client_ip: Some(ip),
+                https: false,
                 locality: Locality::default(),
                 id,
             };
@@ -408,6 +409,7 @@ fn spawn_revalidate(
             target: &target,
             headers: &headers,
             client_ip: Some(&ip),
+            https: false,
             locality: Locality::default(),
             id: &id,
         };

@@ -346,6 +346,9 @@ fn explain(
         target: &target,
         headers: &headers,
         client_ip: Some("127.0.0.1"),
+        https: url
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://")),
         locality,
         id: "explain",
     };

@@ -405,6 +405,7 @@ pub async fn serve(
         target,
         headers: &headers,
         client_ip: Some(ip),
+        https: false,
         locality: Locality::default(),
         id,
     };

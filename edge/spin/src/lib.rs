@@ -259,6 +259,16 @@ fn request_target(uri: &http::Uri, headers: &[(String, String)]) -> String {
     }
 }
 
+/// Whether the caller used TLS: the scheme of the URI Spin builds (or of `spin-full-url`);
+/// `wasmtime serve` hands an origin-form target over plain HTTP.
+fn caller_https(uri: &http::Uri, headers: &[(String, String)]) -> bool {
+    uri.scheme_str() == Some("https")
+        || headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("spin-full-url")
+                && v.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        })
+}
+
 async fn dispatch(
     req: SpinRequest,
     id: &str,
@@ -313,6 +323,7 @@ async fn dispatch(
         return problem_response(&p, id);
     };
     let target = request_target(req.uri(), &all);
+    let https = caller_https(req.uri(), &all);
     let ip = client_ip(&all);
     // Spin's own `spin-*` request headers describe the platform, not the caller
     let headers: Vec<(String, String)> = all
@@ -474,6 +485,7 @@ async fn dispatch(
                 target: &target,
                 headers: &headers,
                 client_ip: ip.as_deref(),
+                https,
                 locality: Locality::default(),
                 id,
             };
@@ -497,6 +509,7 @@ async fn dispatch(
                         target: &target,
                         headers: &headers,
                         client_ip: ip.as_deref(),
+                        https,
                         locality: Locality::default(),
                         id: &id,
                     };

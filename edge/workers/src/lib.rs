@@ -437,6 +437,8 @@ async fn serve(mut req: Request, env: &Env, ctx: &Rc<Context>, id: &str) -> (Res
             };
             let host_name = host_name(&req);
             let locality = locality(&req);
+            // the caller's scheme as Cloudflare saw it (`http` under `wrangler dev`)
+            let https = req.url().is_ok_and(|u| u.scheme() == "https");
             let body = Rc::new(body);
             let host = WorkersHost::new(
                 Rc::clone(&live),
@@ -450,6 +452,7 @@ async fn serve(mut req: Request, env: &Env, ctx: &Rc<Context>, id: &str) -> (Res
                 target: &target,
                 headers: &headers,
                 client_ip: ip.as_deref(),
+                https,
                 locality: locality.clone(),
                 id,
             };
@@ -469,6 +472,7 @@ async fn serve(mut req: Request, env: &Env, ctx: &Rc<Context>, id: &str) -> (Res
                             target: &target,
                             headers: &headers,
                             client_ip: ip.as_deref(),
+                            https,
                             locality,
                             id: &id,
                         };
