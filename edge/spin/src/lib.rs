@@ -265,7 +265,8 @@ fn caller_https(uri: &http::Uri, headers: &[(String, String)]) -> bool {
     uri.scheme_str() == Some("https")
         || headers.iter().any(|(n, v)| {
             n.eq_ignore_ascii_case("spin-full-url")
-                && v.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+                && v.get(..8)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
         })
 }
 
