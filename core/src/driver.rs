@@ -183,20 +183,21 @@ fn entry_reply<B>(
 /// Response headers passed to the caller: everything but hop-by-hop.
 #[must_use]
 pub fn downstream_headers(upstream: &[(String, String)]) -> HeaderList {
-    downstream_headers_and(upstream, 0)
+    let connection = upstream.header("connection");
+    upstream
+        .iter()
+        .filter(|(n, _)| !is_hop_by_hop(n, connection))
+        .cloned()
+        .collect()
 }
 
-/// [`downstream_headers`] with room for `more` headers the caller adds.
-fn downstream_headers_and(upstream: &[(String, String)], more: usize) -> HeaderList {
-    let connection = upstream.header("connection");
-    let mut out = Vec::with_capacity(upstream.len() + more);
-    out.extend(
-        upstream
-            .iter()
-            .filter(|(n, _)| !is_hop_by_hop(n, connection))
-            .cloned(),
-    );
-    out
+/// [`downstream_headers`] in place: the upstream's own list, hop-by-hop headers removed, with
+/// room for `more` headers the caller adds.
+fn into_downstream(mut upstream: HeaderList, more: usize) -> HeaderList {
+    let connection = upstream.header("connection").map(String::from);
+    upstream.retain(|(n, _)| !is_hop_by_hop(n, connection.as_deref()));
+    upstream.reserve(more);
+    upstream
 }
 
 /// Handles one proxied request end to end: admission, cache, engine loop, cache store.
@@ -352,19 +353,25 @@ async fn run<H: Host>(
                 }
                 Some(resp) => {
                     let provider = log.providers.last().cloned().unwrap_or_default();
-                    let mut headers = downstream_headers_and(&resp.headers, 3 + extra.len());
-                    headers.push((String::from("x-mosaic-provider"), provider));
-                    headers.push((String::from("x-mosaic-request-id"), log.request_id.clone()));
-                    headers.extend(extra.iter().cloned());
                     log.status = status;
                     let life = admitted.cache_key.as_ref().and_then(|_| {
                         cache::storable(&route.cache, status, &resp.headers[..], now)
                     });
-                    let body = match (life, &admitted.cache_key) {
-                        (Some(life), Some(key)) => {
-                            match host.read_body(resp.body, max_cache_body).await {
+                    let UpstreamResponse {
+                        headers: upstream,
+                        body: upstream_body,
+                        ..
+                    } = resp;
+                    // the cache keeps a copy; the caller gets the upstream's own list, filtered
+                    let stored_headers = life.map(|_| downstream_headers(&upstream));
+                    let mut headers = into_downstream(upstream, 3 + extra.len());
+                    headers.push((String::from("x-mosaic-provider"), provider));
+                    headers.push((String::from("x-mosaic-request-id"), log.request_id.clone()));
+                    headers.extend(extra.iter().cloned());
+                    let body = match (life, stored_headers, &admitted.cache_key) {
+                        (Some(life), Some(stored_headers), Some(key)) => {
+                            match host.read_body(upstream_body, max_cache_body).await {
                                 Ok(bytes) => {
-                                    let stored_headers = downstream_headers(&resp.headers);
                                     let e = Entry::new(
                                         now,
                                         life,
@@ -379,7 +386,7 @@ async fn run<H: Host>(
                                 Err(b) => ReplyBody::Stream(b),
                             }
                         }
-                        _ => ReplyBody::Stream(resp.body),
+                        _ => ReplyBody::Stream(upstream_body),
                     };
                     if admitted.cache_key.is_some() {
                         headers.push((

@@ -330,3 +330,42 @@ fn tenants_toml() -> String {
         .replace("KEY_ACME", &hash("acme-key"))
         .replace("KEY_GLOBEX", &hash("globex-key"))
 }
+
+#[test]
+fn hop_by_hop_response_headers_never_reach_the_caller_or_the_cache() {
+    let r = router(CACHED);
+    let h = sim(&r);
+    h.upstream(
+        "a",
+        cacheable(60, "")
+            .with_header("Connection", "keep-alive, X-Hop")
+            .with_header("Keep-Alive", "timeout=5")
+            .with_header("X-Hop", "1")
+            .with_header("X-Kept", "y"),
+    );
+    for (round, cache) in [(1, "miss"), (2, "hit")] {
+        let rep = get(&h, &r, "/api/hop");
+        assert_eq!(header(&rep, "x-mosaic-cache"), Some(cache), "round {round}");
+        for gone in ["connection", "keep-alive", "x-hop"] {
+            assert_eq!(header(&rep, gone), None, "round {round}: {gone} leaked");
+        }
+        assert_eq!(header(&rep, "x-kept"), Some("y"), "round {round}");
+        assert_eq!(header(&rep, "x-mosaic-provider").is_some(), round == 1);
+        assert_eq!(body(&rep), "v1");
+    }
+    // and without the cache: the upstream's own list, filtered in place
+    let plain = router(&CACHED.replace("cache = { enabled = true }", ""));
+    let h = sim(&plain);
+    h.upstream(
+        "a",
+        Behaviour::ok()
+            .with_header("Connection", "X-Hop")
+            .with_header("X-Hop", "1")
+            .with_header("X-Kept", "y"),
+    );
+    let rep = get(&h, &plain, "/api/hop");
+    assert_eq!(header(&rep, "connection"), None);
+    assert_eq!(header(&rep, "x-hop"), None);
+    assert_eq!(header(&rep, "x-kept"), Some("y"));
+    assert_eq!(header(&rep, "x-mosaic-provider"), Some("a"));
+}
