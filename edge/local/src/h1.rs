@@ -208,7 +208,9 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
         }
         let mut keep_alive = r.version == Some(1);
         let (mut length, mut chunked, mut encoded) = (None::<u64>, false, false);
-        let mut headers = Vec::with_capacity(r.headers.len());
+        // room for what the proxy adds on the way back (provider, request id, cache, limits):
+        // the list is handed on, not copied
+        let mut headers = Vec::with_capacity(r.headers.len() + 6);
         for h in r.headers.iter() {
             let name = h.name;
             if name.eq_ignore_ascii_case("content-length") {
