@@ -854,6 +854,22 @@ async fn http_framing_edges_are_served_as_the_protocol_says() {
     assert_eq!(got.statuses(), vec![200], "{got:?}");
     assert!(got.header("content-length").is_some(), "{got:?}");
     assert!(got.closed, "{got:?}");
+    // HTTP/1.0 asking for keep-alive: the connection carries the next request too
+    let got = raw(
+        r.port,
+        b"GET /ten-a HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\nGET /ten-b HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+    )
+    .await;
+    assert_eq!(got.statuses(), vec![200, 200], "{got:?}");
+    assert_eq!(
+        got.header("connection").as_deref(),
+        Some("keep-alive"),
+        "{got:?}"
+    );
+    assert!(
+        got.closed,
+        "closed after the second, which did not ask: {got:?}"
+    );
     // HEAD: the head only (with the length the body would have), and the connection serves
     // the next request
     let got = raw(

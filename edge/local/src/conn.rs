@@ -14,8 +14,9 @@
 //! - the body is read as the app asks for it (bounded by the app's limit); an answer given
 //!   before the body was read to its end closes the connection;
 //! - `Expect: 100-continue` is answered before the body is read;
-//! - keep-alive for HTTP/1.1 unless `Connection: close`, one request per HTTP/1.0 connection;
-//!   pipelined requests are served in order;
+//! - keep-alive for HTTP/1.1 unless `Connection: close`, and for HTTP/1.0 when asked with
+//!   `Connection: keep-alive` (and the answer's length is known); pipelined requests are served
+//!   in order;
 //! - the answer's framing is ours: `Content-Length` when its size is known, else chunked
 //!   (close-delimited for HTTP/1.0); none for `HEAD`, 204 and 304; `Date` added;
 //! - an idle connection waits at most 30 s for its next request head, and closes at once on
@@ -36,7 +37,7 @@ use mosaic_core::problem::{Problem, ProblemKind};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::h1::{self, Chunk, Decoder, HeadError, Out};
+use crate::h1::{self, Chunk, Decoder, HeadError, Out, Persist};
 use crate::host::{Body, BoxError, Shared};
 
 /// Longest wait for a request head, the idle time before it included.
@@ -275,11 +276,17 @@ pub async fn serve(
             Framing::Chunked => Decoder::Chunked(Chunk::Size),
         };
         conn.broken = false;
-        let keep_alive = !head.http10
-            && !head
-                .headers
+        // HTTP/1.1 stays open unless told to close; HTTP/1.0 closes unless asked to stay
+        let lists = |token: &str| {
+            head.headers
                 .header_all("connection")
-                .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+                .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        };
+        let keep_alive = if head.http10 {
+            lists("keep-alive")
+        } else {
+            !lists("close")
+        };
         if !head.http10
             && !conn.body.is_done()
             && conn.buf.is_empty()
@@ -452,8 +459,13 @@ async fn write_answer(
         }
     };
     let close = close || framing == Out::Close;
+    let persist = match (close, http10) {
+        (true, _) => Persist::Close,
+        (false, true) => Persist::KeepAlive,
+        (false, false) => Persist::Default,
+    };
     out.clear();
-    h1::encode_response_head(out, status, &headers, framing, close, &date());
+    h1::encode_response_head(out, status, &headers, framing, persist, &date());
     drop(headers);
     if bodiless {
         io.write_all(out).await?;
@@ -622,6 +634,13 @@ mod tests {
         .await;
         assert_eq!(t, "HTTP/1.1 200 OK\nconnection: close\n\nab");
         assert!(!keep);
+        // … but a known length keeps an HTTP/1.0 caller's connection when it asked for that
+        let (t, keep) = written(answer(200, &[], full(b"ab")), false, true, false).await;
+        assert_eq!(
+            t,
+            "HTTP/1.1 200 OK\ncontent-length: 2\nconnection: keep-alive\n\nab"
+        );
+        assert!(keep);
         // HEAD and 204 carry no body; HEAD keeps the length the body would have
         let (t, keep) = written(
             answer(200, &[("content-length", "5")], full(b"hello")),

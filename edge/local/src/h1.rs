@@ -530,15 +530,26 @@ pub enum Out {
     Close,
 }
 
+/// What a response says about its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persist {
+    /// Nothing: HTTP/1.1's default, the connection stays open.
+    Default,
+    /// `Connection: close`.
+    Close,
+    /// `Connection: keep-alive`, for an HTTP/1.0 caller that asked for it.
+    KeepAlive,
+}
+
 /// Writes a response head to `out`: the status line, `headers` (minus the framing and
 /// connection-level ones, which are ours; a header that is not valid HTTP is dropped, never
-/// sent half-way), `Date` unless given, the framing and `Connection: close` when `close`.
+/// sent half-way), `Date` unless given, the framing and the `Connection` header `persist` says.
 pub fn encode_response_head(
     out: &mut Vec<u8>,
     status: u16,
     headers: &[(String, String)],
     framing: Out,
-    close: bool,
+    persist: Persist,
     date: &str,
 ) {
     let reason = hyper::StatusCode::from_u16(status)
@@ -582,8 +593,10 @@ pub fn encode_response_head(
         Out::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Out::Empty | Out::Close => {}
     }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
+    match persist {
+        Persist::Default => {}
+        Persist::Close => out.extend_from_slice(b"connection: close\r\n"),
+        Persist::KeepAlive => out.extend_from_slice(b"connection: keep-alive\r\n"),
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -948,13 +961,27 @@ mod tests {
         .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
         .collect();
         let mut out = Vec::new();
-        encode_response_head(&mut out, 200, &headers, Out::Length(2), false, "D");
+        encode_response_head(
+            &mut out,
+            200,
+            &headers,
+            Out::Length(2),
+            Persist::Default,
+            "D",
+        );
         assert_eq!(
             String::from_utf8_lossy(&out),
             "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-ok: v\r\ndate: D\r\ncontent-length: 2\r\n\r\n"
         );
         out.clear();
-        encode_response_head(&mut out, 502, &headers[..2], Out::Chunked, true, "D");
+        encode_response_head(
+            &mut out,
+            502,
+            &headers[..2],
+            Out::Chunked,
+            Persist::Close,
+            "D",
+        );
         assert_eq!(
             String::from_utf8_lossy(&out),
             "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ndate: D\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
@@ -965,10 +992,10 @@ mod tests {
             (String::from("content-length"), String::from("5")),
             (String::from("date"), String::from("mine")),
         ];
-        encode_response_head(&mut out, 299, &given, Out::Empty, false, "D");
+        encode_response_head(&mut out, 299, &given, Out::Empty, Persist::KeepAlive, "D");
         assert_eq!(
             String::from_utf8_lossy(&out),
-            "HTTP/1.1 299 \r\ncontent-length: 5\r\ndate: mine\r\n\r\n"
+            "HTTP/1.1 299 \r\ncontent-length: 5\r\ndate: mine\r\nconnection: keep-alive\r\n\r\n"
         );
     }
 }
