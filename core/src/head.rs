@@ -62,6 +62,12 @@ fn token_char(b: u8) -> bool {
     TOKEN[usize::from(b)]
 }
 
+/// Whether `name` is a valid header name: a non-empty RFC 9110 token.
+#[must_use]
+pub fn is_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(token_char)
+}
+
 /// Whether a value holds CR, LF or NUL; without an early exit, so that it vectorises.
 fn has_line_break_or_nul(v: &str) -> bool {
     v.bytes()
@@ -113,7 +119,7 @@ pub fn check_head(
     let bad = |d: &str| Err(Problem::new(ProblemKind::BadRequest, d));
     for (n, v) in headers {
         let (n, v) = (n.as_ref(), v.as_ref());
-        if n.is_empty() || !n.bytes().all(token_char) {
+        if !is_token(n) {
             return bad("a header name is empty or contains characters outside the HTTP token set");
         }
         if has_line_break_or_nul(v) {

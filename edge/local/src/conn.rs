@@ -37,15 +37,11 @@ use mosaic_core::problem::{Problem, ProblemKind};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::h1::{self, Chunk, Decoder, HeadError, Out, Persist};
+use crate::h1::{self, room, BodyStep, Chunk, Decoder, HeadError, Out, Persist, READ_SIZE};
 use crate::host::{Body, BoxError, Shared};
 
 /// Longest wait for a request head, the idle time before it included.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bytes a read buffer grows by when it has less than [`MIN_READ`] free.
-const READ_SIZE: usize = 16 * 1024;
-/// Least free space a read is made with.
-const MIN_READ: usize = 2 * 1024;
 /// Answer bytes gathered before they are written.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Longest a closing connection reads (and drops) what the client still sends.
@@ -87,33 +83,16 @@ impl hyper::body::Body for RequestBody<'_> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let conn = &mut *self.conn;
-        loop {
-            if conn.broken {
-                return Poll::Ready(None);
-            }
-            match conn.body.decode(&mut conn.buf) {
-                Err(m) => {
-                    conn.broken = true;
-                    return Poll::Ready(Some(Err(m.into())));
-                }
-                Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                Ok(None) if conn.body.is_done() => return Poll::Ready(None),
-                Ok(None) => {}
-            }
-            room(&mut conn.buf);
-            match tokio_util::io::poll_read_buf(Pin::new(&mut conn.io), cx, &mut conn.buf) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => {
-                    conn.broken = true;
-                    return Poll::Ready(Some(Err(Box::new(e))));
-                }
-                Poll::Ready(Ok(0)) => {
-                    conn.broken = true;
-                    return Poll::Ready(Some(Err(
-                        "the client closed the connection before the body ended".into(),
-                    )));
-                }
-                Poll::Ready(Ok(_)) => {}
+        if conn.broken {
+            return Poll::Ready(None);
+        }
+        match h1::poll_body(&mut conn.body, &mut conn.buf, &mut conn.io, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(BodyStep::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Poll::Ready(BodyStep::End { .. }) => Poll::Ready(None),
+            Poll::Ready(BodyStep::Failed(e)) => {
+                conn.broken = true;
+                Poll::Ready(Some(Err(e)))
             }
         }
     }
@@ -169,13 +148,6 @@ impl From<hyper::Response<Body>> for Answer {
             headers,
             body,
         }
-    }
-}
-
-/// Makes room for a read: at least [`MIN_READ`] bytes.
-fn room(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < MIN_READ {
-        buf.reserve(READ_SIZE);
     }
 }
 

@@ -1,8 +1,8 @@
 //! HTTP/1.1 on the wire (RFC 9112), both ways: for the upstream client the request head it
 //! writes, the response head it reads and the body framing; for the server the request head it
 //! reads and the response head it writes. Pure functions over byte buffers, so every edge is
-//! unit-tested without a socket; [`crate::upstream`] and [`crate::conn`] drive them on
-//! connections.
+//! unit-tested without a socket, and the one loop that reads a body off a connection
+//! ([`poll_body`]); [`crate::upstream`] and [`crate::conn`] drive them on connections.
 //!
 //! Written for the proxy's hot path: the request goes out in one write, the response head is
 //! parsed in place (httparse) and the body is cut out of the read buffer without copying.
@@ -10,12 +10,21 @@
 //! Protocols` answer, a head over [`MAX_HEAD`], more than [`MAX_HEADERS`] headers, a
 //! `Content-Length` that is not one number.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::{Buf, Bytes, BytesMut};
+use mosaic_core::head::is_token;
+use tokio::io::AsyncRead;
 
 /// Longest response head read (status line, headers, interim `1xx` heads included).
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Most response headers parsed.
 pub const MAX_HEADERS: usize = 128;
+/// Bytes a read buffer grows by when it has less than [`MIN_READ`] free.
+pub const READ_SIZE: usize = 16 * 1024;
+/// Least free space a read is made with.
+const MIN_READ: usize = 2 * 1024;
 /// Longest chunk-size line or trailer section of a chunked body.
 const MAX_CHUNK_META: usize = 8 * 1024;
 
@@ -25,35 +34,6 @@ pub type Error = &'static str;
 /// Body pieces up to this size are copied out of the read buffer, which then stays ours to
 /// reuse; larger ones are cut out of it without copying.
 const COPY_MAX: usize = 4 * 1024;
-
-/// Bytes allowed in a header name (an RFC 9110 token), by value.
-const TCHAR: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        b += 1;
-    }
-    t
-};
 
 /// Whether a header value can be sent as it is: tab, visible ASCII, space and obs-text (no
 /// CR, LF, NUL or other controls). Written without an early exit so that it vectorises.
@@ -105,7 +85,7 @@ pub fn encode_request(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let (mut host, mut user_agent) = (false, false);
     for (n, v) in headers {
-        if n.is_empty() || !n.bytes().all(|b| TCHAR[usize::from(b)]) {
+        if !is_token(n) {
             return Err("a header name is not a token");
         }
         if !value_ok(v) {
@@ -285,6 +265,57 @@ fn cut(buf: &mut BytesMut, n: usize) -> Bytes {
     }
 }
 
+/// Makes room for a read: at least [`MIN_READ`] bytes (the buffer's own space is reused once
+/// what was cut out of it is gone).
+pub fn room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < MIN_READ {
+        buf.reserve(READ_SIZE);
+    }
+}
+
+/// What the next step of reading a body gave.
+pub enum BodyStep {
+    /// A piece of the body.
+    Data(Bytes),
+    /// The body ended: at its framed end, or (`closed`) with the connection as its framing said.
+    End {
+        /// The connection closed.
+        closed: bool,
+    },
+    /// The body is malformed, cut short, or the socket failed.
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Takes the next piece of a body framed by `decoder` out of `buf`, reading from `io` when
+/// `buf` runs dry: the one read loop of request and response bodies.
+pub fn poll_body<R: AsyncRead + Unpin>(
+    decoder: &mut Decoder,
+    buf: &mut BytesMut,
+    io: &mut R,
+    cx: &mut Context<'_>,
+) -> Poll<BodyStep> {
+    loop {
+        match decoder.decode(buf) {
+            Err(m) => return Poll::Ready(BodyStep::Failed(m.into())),
+            Ok(Some(data)) => return Poll::Ready(BodyStep::Data(data)),
+            Ok(None) if decoder.is_done() => return Poll::Ready(BodyStep::End { closed: false }),
+            Ok(None) => {}
+        }
+        room(buf);
+        match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, buf) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(BodyStep::Failed(Box::new(e))),
+            Poll::Ready(Ok(0)) => {
+                return Poll::Ready(match decoder.eof() {
+                    Ok(()) => BodyStep::End { closed: true },
+                    Err(m) => BodyStep::Failed(m.into()),
+                })
+            }
+            Poll::Ready(Ok(_)) => {}
+        }
+    }
+}
+
 /// A decimal length of at most 19 digits (no sign, no spaces).
 fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
@@ -440,7 +471,7 @@ impl Decoder {
                 *self = Decoder::Done;
                 Ok(())
             }
-            _ => Err("the upstream closed the connection before the body ended"),
+            _ => Err("the connection closed before the body ended"),
         }
     }
 }
@@ -563,7 +594,7 @@ pub fn encode_response_head(
     out.extend_from_slice(b"\r\n");
     let mut dated = false;
     for (n, v) in headers {
-        if n.is_empty() || !n.bytes().all(|b| TCHAR[usize::from(b)]) || !value_ok(v) {
+        if !is_token(n) || !value_ok(v) {
             continue;
         }
         let ours = ["transfer-encoding", "connection", "keep-alive"]

@@ -38,7 +38,7 @@ use mosaic_providers::hooks::PostError;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::h1;
+use crate::h1::{self, room, BodyStep, READ_SIZE};
 use crate::host::{Body, BoxError};
 
 /// The `User-Agent` sent when the attempt carries none.
@@ -47,10 +47,6 @@ const AGENT: &str = concat!("mosaic-edge/", env!("CARGO_PKG_VERSION"));
 const IDLE_FOR: Duration = Duration::from_secs(60);
 /// Idle connections kept per origin.
 const IDLE_PER_ORIGIN: usize = 256;
-/// Bytes a read buffer grows by when it has less than [`MIN_READ`] free.
-const READ_SIZE: usize = 16 * 1024;
-/// Least free space a read is made with.
-const MIN_READ: usize = 2 * 1024;
 /// Request bodies up to this size go out in the same write as the head.
 const INLINE_BODY: usize = 16 * 1024;
 
@@ -586,14 +582,6 @@ impl Conn {
     }
 }
 
-/// Makes room for a read: at least [`MIN_READ`] bytes (the buffer's own space is reused once
-/// what was cut out of it is gone).
-fn room(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < MIN_READ {
-        buf.reserve(READ_SIZE);
-    }
-}
-
 /// Idle connections by origin.
 #[derive(Default)]
 struct Pool {
@@ -723,44 +711,32 @@ impl hyper::body::Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        loop {
-            let Some(lease) = this.lease.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match this.decoder.decode(&mut lease.conn.buf) {
-                Err(m) => return this.fail(m.into()),
-                Ok(Some(data)) => {
-                    if this.decoder.is_done() {
-                        this.finish();
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Ok(None) if this.decoder.is_done() => {
+        let Some(lease) = this.lease.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match h1::poll_body(
+            &mut this.decoder,
+            &mut lease.conn.buf,
+            &mut lease.conn.io,
+            cx,
+        ) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(BodyStep::Data(data)) => {
+                if this.decoder.is_done() {
                     this.finish();
-                    return Poll::Ready(None);
                 }
-                Ok(None) => {}
+                Poll::Ready(Some(Ok(Frame::data(data))))
             }
-            room(&mut lease.conn.buf);
-            let read = tokio_util::io::poll_read_buf(
-                Pin::new(&mut lease.conn.io),
-                cx,
-                &mut lease.conn.buf,
-            );
-            match read {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return this.fail(Box::new(e)),
-                Poll::Ready(Ok(0)) => {
-                    // the end of a body that runs to the close; a cut-short one otherwise
-                    this.keep_alive = false;
-                    if let Err(m) = this.decoder.eof() {
-                        return this.fail(m.into());
-                    }
+            Poll::Ready(BodyStep::End { closed }) => {
+                // a body that ran to the close leaves no connection to reuse
+                if closed {
                     this.lease = None;
-                    return Poll::Ready(None);
+                } else {
+                    this.finish();
                 }
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(None)
             }
+            Poll::Ready(BodyStep::Failed(e)) => this.fail(e),
         }
     }
 
