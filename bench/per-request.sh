@@ -31,14 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() {
-  for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2; exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 P_OK=$(free_port); P_MOSAIC=$(free_port); P_NGINX=$(free_port)
 "$MOCK" "$P_OK" 200 0 >/dev/null & PIDS+=($!)
@@ -58,21 +52,10 @@ name = "happy"
 match = { path = "/happy/{*rest}" }
 providers = ["ok"]
 EOF
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx.conf" <<EOF
-worker_processes 1;
-master_process off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log crit;
-daemon off;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
+{
+nginx_conf_head "worker_processes 1;
+master_process off;"
+cat <<EOF
   upstream happy { server 127.0.0.1:$P_OK; keepalive 64; }
   server {
     listen 127.0.0.1:$P_NGINX;
@@ -82,6 +65,7 @@ http {
   }
 }
 EOF
+} >"$WORK/nginx.conf"
 
 count() { # name port command...
   local name=$1 port=$2; shift 2

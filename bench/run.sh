@@ -44,14 +44,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on port $1" >&2; exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 P_OK=$(free_port); P_BAD=$(free_port); P_SLOW=$(free_port); P_DOWN=$(free_port)
 P_MOSAIC=$(free_port); P_NGINX=$(free_port)
@@ -108,20 +102,9 @@ providers = ["slow", "ok"]
 timeout = { per_try_ms = 200, total_ms = 2000 }
 EOF
 
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx.conf" <<EOF
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log crit;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
+{
+nginx_conf_head "worker_processes auto;"
+cat <<EOF
   upstream happy   { server 127.0.0.1:$P_OK; keepalive 64; }
   upstream refused { server 127.0.0.1:$P_DOWN max_fails=1 fail_timeout=5s; server 127.0.0.1:$P_OK backup; keepalive 64; }
   upstream s500    { server 127.0.0.1:$P_BAD max_fails=1 fail_timeout=5s;  server 127.0.0.1:$P_OK backup; keepalive 64; }
@@ -141,6 +124,7 @@ http {
   }
 }
 EOF
+} >"$WORK/nginx.conf"
 
 RUST_LOG=warn "$MOSAIC" serve --config "$WORK/mosaic.toml" --listen "127.0.0.1:$P_MOSAIC" >"$WORK/mosaic.log" 2>&1 & MOSAIC_PID=$!
 PIDS+=("$MOSAIC_PID")
