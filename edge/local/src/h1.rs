@@ -600,7 +600,10 @@ pub fn encode_response_head(
         let ours = ["transfer-encoding", "connection", "keep-alive"]
             .iter()
             .any(|h| n.eq_ignore_ascii_case(h))
-            || (framing != Out::Empty && n.eq_ignore_ascii_case("content-length"));
+            // a length is ours to state, except the one a HEAD or 304 answer repeats from the
+            // representation; 1xx and 204 never carry one (RFC 9110 §8.6)
+            || ((framing != Out::Empty || status == 204 || status < 200)
+                && n.eq_ignore_ascii_case("content-length"));
         if ours {
             continue;
         }
@@ -1023,6 +1026,13 @@ mod tests {
             (String::from("content-length"), String::from("5")),
             (String::from("date"), String::from("mine")),
         ];
+        encode_response_head(&mut out, 204, &given, Out::Empty, Persist::Default, "D");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 204 No Content\r\ndate: mine\r\n\r\n",
+            "a 204 states no length"
+        );
+        out.clear();
         encode_response_head(&mut out, 299, &given, Out::Empty, Persist::KeepAlive, "D");
         assert_eq!(
             String::from_utf8_lossy(&out),
