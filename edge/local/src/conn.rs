@@ -20,8 +20,9 @@
 //! - the answer's framing is ours: `Content-Length` when its size is known, else chunked
 //!   (close-delimited for HTTP/1.0); none for `HEAD`, 204 and 304; `Date` added;
 //! - an idle connection waits at most 30 s for its next request head, and closes at once on
-//!   shutdown; a connection closing with input unread lingers briefly so that the client reads
-//!   the answer instead of a reset.
+//!   shutdown; a request body may go at most 30 s without a byte arriving (one timer per
+//!   connection serves both, re-armed only when it fires early); a connection closing with input
+//!   unread lingers briefly so that the client reads the answer instead of a reset.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -42,6 +43,8 @@ use crate::host::{Body, BoxError, Shared};
 
 /// Longest wait for a request head, the idle time before it included.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a request body may go without a byte arriving.
+const BODY_IDLE: Duration = Duration::from_secs(30);
 /// Answer bytes gathered before they are written.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Longest a closing connection reads (and drops) what the client still sends.
@@ -55,6 +58,40 @@ pub struct Conn {
     body: Decoder,
     /// The request body broke (or the socket did): the connection is not reused.
     broken: bool,
+    /// The connection's one timer (see [`expired`]).
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// When the request body times out unless more of it arrives.
+    body_deadline: tokio::time::Instant,
+}
+
+impl Conn {
+    fn new(io: TcpStream) -> Conn {
+        Conn {
+            io,
+            buf: BytesMut::with_capacity(READ_SIZE),
+            body: Decoder::Done,
+            broken: false,
+            timer: Box::pin(tokio::time::sleep(HEAD_TIMEOUT)),
+            body_deadline: tokio::time::Instant::now(),
+        }
+    }
+}
+
+/// Whether `deadline` has passed, by the connection's one timer: armed once, re-armed only
+/// when it fires for an earlier deadline (a head's, a body's), so that a request that does not
+/// wait costs no timer work. Registers `cx` for the deadline otherwise.
+fn expired(
+    timer: &mut Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    cx: &mut Context<'_>,
+) -> bool {
+    while timer.as_mut().poll(cx).is_ready() {
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        timer.as_mut().reset(deadline);
+    }
+    false
 }
 
 /// A request as the app sees it: the head as received and a body read on demand.
@@ -87,8 +124,19 @@ impl hyper::body::Body for RequestBody<'_> {
             return Poll::Ready(None);
         }
         match h1::poll_body(&mut conn.body, &mut conn.buf, &mut conn.io, cx) {
+            Poll::Pending if expired(&mut conn.timer, conn.body_deadline, cx) => {
+                conn.broken = true;
+                Poll::Ready(Some(Err(format!(
+                    "no part of the request body arrived for {} s",
+                    BODY_IDLE.as_secs()
+                )
+                .into())))
+            }
             Poll::Pending => Poll::Pending,
-            Poll::Ready(BodyStep::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Poll::Ready(BodyStep::Data(data)) => {
+                conn.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
             Poll::Ready(BodyStep::End { .. }) => Poll::Ready(None),
             Poll::Ready(BodyStep::Failed(e)) => {
                 conn.broken = true;
@@ -193,15 +241,8 @@ pub async fn serve(
     peer_ip: Arc<str>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut conn = Conn {
-        io,
-        buf: BytesMut::with_capacity(READ_SIZE),
-        body: Decoder::Done,
-        broken: false,
-    };
+    let mut conn = Conn::new(io);
     let mut out: Vec<u8> = Vec::with_capacity(READ_SIZE);
-    // one timer per connection, re-armed only when it fires early (see `read_head`)
-    let mut timer = Box::pin(tokio::time::sleep(HEAD_TIMEOUT));
     loop {
         let (limits, max_head, max_body) = {
             let live = shared.live();
@@ -216,7 +257,7 @@ pub async fn serve(
                 s.max_body_bytes,
             )
         };
-        let head = match read_head(&mut conn, max_head, &mut timer, &mut stop).await {
+        let head = match read_head(&mut conn, max_head, &mut stop).await {
             Head::Got(h) => h,
             Head::Gone => return,
             Head::Refuse(p) => return refuse(conn, &mut out, &p).await,
@@ -248,6 +289,9 @@ pub async fn serve(
             Framing::Chunked => Decoder::Chunked(Chunk::Size),
         };
         conn.broken = false;
+        if !conn.body.is_done() {
+            conn.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
+        }
         // HTTP/1.1 stays open unless told to close; HTTP/1.0 closes unless asked to stay
         let lists = |token: &str| {
             head.headers
@@ -314,7 +358,6 @@ pub async fn serve(
 async fn read_head(
     conn: &mut Conn,
     max_head: usize,
-    timer: &mut Pin<Box<tokio::time::Sleep>>,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Head {
     let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
@@ -350,12 +393,8 @@ async fn read_head(
             if idle && stopping.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Wait::Stop);
             }
-            // the timer is armed for some earlier deadline: re-arm it, or time out
-            while timer.as_mut().poll(cx).is_ready() {
-                if tokio::time::Instant::now() >= deadline {
-                    return Poll::Ready(Wait::Timeout);
-                }
-                timer.as_mut().reset(deadline);
+            if expired(&mut conn.timer, deadline, cx) {
+                return Poll::Ready(Wait::Timeout);
             }
             Poll::Pending
         })
@@ -520,12 +559,7 @@ mod tests {
     }
 
     fn conn(io: TcpStream) -> Conn {
-        Conn {
-            io,
-            buf: BytesMut::new(),
-            body: Decoder::Done,
-            broken: false,
-        }
+        Conn::new(io)
     }
 
     fn answer(status: u16, headers: &[(&str, &str)], body: Body) -> Answer {
@@ -672,24 +706,23 @@ mod tests {
         let (server, mut client) = pair().await;
         let mut c = conn(server);
         let (_tx, mut stop) = tokio::sync::watch::channel(false);
-        let mut timer = Box::pin(tokio::time::sleep(HEAD_TIMEOUT));
         // a head in pieces
         client.write_all(b"GET /a HT").await.expect("write");
         let reader = tokio::spawn(async move {
-            let h = read_head(&mut c, 8192, &mut timer, &mut stop).await;
-            (h, c, timer, stop)
+            let h = read_head(&mut c, 8192, &mut stop).await;
+            (h, c, stop)
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         client
             .write_all(b"TP/1.1\r\nHost: x\r\n\r\n")
             .await
             .expect("write");
-        let (h, mut c, mut timer, mut stop) = reader.await.expect("joined");
+        let (h, mut c, mut stop) = reader.await.expect("joined");
         let Head::Got(h) = h else { panic!("a head") };
         assert_eq!(h.target, "/a");
         // over the head limit: 431
         client.write_all(&[b'x'; 300]).await.expect("write");
-        let Head::Refuse(p) = read_head(&mut c, 256, &mut timer, &mut stop).await else {
+        let Head::Refuse(p) = read_head(&mut c, 256, &mut stop).await else {
             panic!("refused")
         };
         assert_eq!(p.status(), 431);
@@ -700,7 +733,7 @@ mod tests {
             .write_all(b"\x16\x03\x01 hello\r\n\r\n")
             .await
             .expect("write");
-        let Head::Refuse(p) = read_head(&mut c, 8192, &mut timer, &mut stop).await else {
+        let Head::Refuse(p) = read_head(&mut c, 8192, &mut stop).await else {
             panic!("refused")
         };
         assert_eq!(p.status(), 400);
@@ -711,10 +744,9 @@ mod tests {
         let (server, _client) = pair().await;
         let mut c = conn(server);
         let (tx, mut stop) = tokio::sync::watch::channel(false);
-        let mut timer = Box::pin(tokio::time::sleep(HEAD_TIMEOUT));
         let started = tokio::time::Instant::now();
         assert!(matches!(
-            read_head(&mut c, 8192, &mut timer, &mut stop).await,
+            read_head(&mut c, 8192, &mut stop).await,
             Head::Gone
         ));
         let waited = started.elapsed();
@@ -732,10 +764,44 @@ mod tests {
             tx
         });
         assert!(matches!(
-            read_head(&mut c, 8192, &mut timer, &mut stop).await,
+            read_head(&mut c, 8192, &mut stop).await,
             Head::Gone
         ));
         assert!(started.elapsed() < Duration::from_secs(2));
         drop(t.await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_times_out_and_one_that_keeps_coming_does_not() {
+        let (server, mut client) = pair().await;
+        let mut c = conn(server);
+        // arriving piece by piece, each within the idle limit: read whole
+        c.body = Decoder::Length(4);
+        c.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
+        let writer = tokio::spawn(async move {
+            for b in [b"a", b"b", b"c", b"d"] {
+                tokio::time::sleep(BODY_IDLE / 2).await;
+                client.write_all(b).await.expect("write");
+            }
+            client
+        });
+        let body = RequestBody { conn: &mut c }
+            .collect()
+            .await
+            .expect("a slow but steady body")
+            .to_bytes();
+        assert_eq!(&body[..], b"abcd");
+        let mut client = writer.await.expect("joined");
+        // two bytes of ten, then nothing: an error after the idle limit, and no reuse
+        c.body = Decoder::Length(10);
+        c.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
+        client.write_all(b"xy").await.expect("write");
+        let started = tokio::time::Instant::now();
+        let r = RequestBody { conn: &mut c }.collect().await;
+        let e = r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("no part of the request body arrived"), "{e}");
+        assert!(started.elapsed() >= BODY_IDLE && started.elapsed() < BODY_IDLE * 2);
+        assert!(c.broken);
+        drop(client);
     }
 }
