@@ -58,7 +58,7 @@ pub struct Conn {
     body: Decoder,
     /// The request body broke (or the socket did): the connection is not reused.
     broken: bool,
-    /// The connection's one timer (see [`expired`]).
+    /// The connection's one timer (see [`h1::expired`]).
     timer: Pin<Box<tokio::time::Sleep>>,
     /// When the request body times out unless more of it arrives.
     body_deadline: tokio::time::Instant,
@@ -75,23 +75,6 @@ impl Conn {
             body_deadline: tokio::time::Instant::now(),
         }
     }
-}
-
-/// Whether `deadline` has passed, by the connection's one timer: armed once, re-armed only
-/// when it fires for an earlier deadline (a head's, a body's), so that a request that does not
-/// wait costs no timer work. Registers `cx` for the deadline otherwise.
-fn expired(
-    timer: &mut Pin<Box<tokio::time::Sleep>>,
-    deadline: tokio::time::Instant,
-    cx: &mut Context<'_>,
-) -> bool {
-    while timer.as_mut().poll(cx).is_ready() {
-        if tokio::time::Instant::now() >= deadline {
-            return true;
-        }
-        timer.as_mut().reset(deadline);
-    }
-    false
 }
 
 /// A request as the app sees it: the head as received and a body read on demand.
@@ -124,7 +107,7 @@ impl hyper::body::Body for RequestBody<'_> {
             return Poll::Ready(None);
         }
         match h1::poll_body(&mut conn.body, &mut conn.buf, &mut conn.io, cx) {
-            Poll::Pending if expired(&mut conn.timer, conn.body_deadline, cx) => {
+            Poll::Pending if h1::expired(&mut conn.timer, conn.body_deadline, cx) => {
                 conn.broken = true;
                 Poll::Ready(Some(Err(format!(
                     "no part of the request body arrived for {} s",
@@ -393,7 +376,7 @@ async fn read_head(
             if idle && stopping.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Wait::Stop);
             }
-            if expired(&mut conn.timer, deadline, cx) {
+            if h1::expired(&mut conn.timer, deadline, cx) {
                 return Poll::Ready(Wait::Timeout);
             }
             Poll::Pending

@@ -10,6 +10,7 @@
 //! Protocols` answer, a head over [`MAX_HEAD`], more than [`MAX_HEADERS`] headers, a
 //! `Content-Length` that is not one number.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -314,6 +315,23 @@ pub fn poll_body<R: AsyncRead + Unpin>(
             Poll::Ready(Ok(_)) => {}
         }
     }
+}
+
+/// Whether `deadline` has passed, by a connection's one timer: armed once, re-armed only when
+/// it fires for an earlier deadline (a head's, a body's), so that a request that does not wait
+/// costs no timer work. Registers `cx` for the deadline otherwise.
+pub fn expired(
+    timer: &mut Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    cx: &mut Context<'_>,
+) -> bool {
+    while timer.as_mut().poll(cx).is_ready() {
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        timer.as_mut().reset(deadline);
+    }
+    false
 }
 
 /// A decimal length of at most 19 digits (no sign, no spaces).

@@ -49,6 +49,9 @@ const IDLE_FOR: Duration = Duration::from_secs(60);
 const IDLE_PER_ORIGIN: usize = 256;
 /// Request bodies up to this size go out in the same write as the head.
 const INLINE_BODY: usize = 16 * 1024;
+/// Longest an answer's body may go without a byte arriving (nginx's `proxy_read_timeout`
+/// default); the attempt deadline covers only connecting and the head.
+const BODY_IDLE: Duration = Duration::from_secs(60);
 
 /// Why an exchange failed, before it is mapped to core's or the webhook's error.
 #[derive(Debug)]
@@ -502,6 +505,11 @@ impl AsyncWrite for Io {
 struct Conn {
     io: Io,
     buf: BytesMut,
+    /// Made the first time a body has to wait, then reused (re-armed only when it fires
+    /// before `body_deadline`).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// When the body being read times out unless more of it arrives.
+    body_deadline: tokio::time::Instant,
 }
 
 impl Conn {
@@ -509,7 +517,19 @@ impl Conn {
         Conn {
             io,
             buf: BytesMut::with_capacity(READ_SIZE),
+            timer: None,
+            body_deadline: tokio::time::Instant::now(),
         }
+    }
+
+    /// Whether the body being read has gone [`BODY_IDLE`] without a byte; registers `cx` for
+    /// that moment otherwise.
+    fn body_stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = self.body_deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        h1::expired(timer, deadline, cx)
     }
 
     /// Whether an idle connection can take a request: nothing arrived on it and the peer has
@@ -673,7 +693,10 @@ struct UpstreamBody {
 }
 
 impl UpstreamBody {
-    fn new(lease: Lease, decoder: h1::Decoder, keep_alive: bool) -> UpstreamBody {
+    fn new(mut lease: Lease, decoder: h1::Decoder, keep_alive: bool) -> UpstreamBody {
+        if !decoder.is_done() {
+            lease.conn.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
+        }
         let mut b = UpstreamBody {
             lease: Some(lease),
             decoder,
@@ -720,10 +743,19 @@ impl hyper::body::Body for UpstreamBody {
             &mut lease.conn.io,
             cx,
         ) {
+            Poll::Pending if lease.conn.body_stalled(cx) => this.fail(
+                format!(
+                    "the upstream sent no part of the body for {} s",
+                    BODY_IDLE.as_secs()
+                )
+                .into(),
+            ),
             Poll::Pending => Poll::Pending,
             Poll::Ready(BodyStep::Data(data)) => {
                 if this.decoder.is_done() {
                     this.finish();
+                } else {
+                    lease.conn.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
                 }
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }
@@ -1098,6 +1130,47 @@ mod tests {
             .await;
         assert!(matches!(r, Err(FetchError::Reset)), "{:?}", r.err());
         assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_body_that_stalls_fails_and_a_slow_steady_one_does_not() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    while let Some((head, _)) = read_request(&mut s, &mut buf).await {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nab")
+                            .await;
+                        if head.contains("/steady") {
+                            // the rest, a byte at a time, each within the idle limit
+                            for b in [b"c", b"d"] {
+                                tokio::time::sleep(BODY_IDLE / 2).await;
+                                let _ = s.write_all(b).await;
+                            }
+                        } else {
+                            // the rest never comes, and the connection stays open
+                            tokio::time::sleep(BODY_IDLE * 10).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let c = Clients::new().expect("clients");
+        let steady = body_of(&c, &get(&format!("http://{addr}/steady")), b"").await;
+        assert_eq!(steady, Ok((200, b"abcd".to_vec())));
+        let started = tokio::time::Instant::now();
+        let stalled = body_of(&c, &get(&format!("http://{addr}/stalled")), b"").await;
+        let e = stalled.expect_err("a stalled body is an error");
+        assert!(e.contains("no part of the body"), "{e}");
+        let waited = started.elapsed();
+        assert!(waited >= BODY_IDLE && waited < BODY_IDLE * 2, "{waited:?}");
     }
 
     #[tokio::test]
