@@ -60,8 +60,9 @@ pub struct Conn {
     broken: bool,
     /// The connection's one timer (see [`h1::expired`]).
     timer: Pin<Box<tokio::time::Sleep>>,
-    /// When the request body times out unless more of it arrives.
-    body_deadline: tokio::time::Instant,
+    /// When the request body times out unless more of it arrives; set when it starts waiting
+    /// (no clock read for a body that arrived with its head).
+    body_deadline: Option<tokio::time::Instant>,
 }
 
 impl Conn {
@@ -72,7 +73,7 @@ impl Conn {
             body: Decoder::Done,
             broken: false,
             timer: Box::pin(tokio::time::sleep(HEAD_TIMEOUT)),
-            body_deadline: tokio::time::Instant::now(),
+            body_deadline: None,
         }
     }
 }
@@ -107,7 +108,15 @@ impl hyper::body::Body for RequestBody<'_> {
             return Poll::Ready(None);
         }
         match h1::poll_body(&mut conn.body, &mut conn.buf, &mut conn.io, cx) {
-            Poll::Pending if h1::expired(&mut conn.timer, conn.body_deadline, cx) => {
+            Poll::Pending
+                if h1::expired(
+                    &mut conn.timer,
+                    *conn
+                        .body_deadline
+                        .get_or_insert_with(|| tokio::time::Instant::now() + BODY_IDLE),
+                    cx,
+                ) =>
+            {
                 conn.broken = true;
                 Poll::Ready(Some(Err(format!(
                     "no part of the request body arrived for {} s",
@@ -117,7 +126,8 @@ impl hyper::body::Body for RequestBody<'_> {
             }
             Poll::Pending => Poll::Pending,
             Poll::Ready(BodyStep::Data(data)) => {
-                conn.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
+                // the next wait starts its own BODY_IDLE
+                conn.body_deadline = None;
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }
             Poll::Ready(BodyStep::End { .. }) => Poll::Ready(None),
@@ -272,9 +282,7 @@ pub async fn serve(
             Framing::Chunked => Decoder::Chunked(Chunk::Size),
         };
         conn.broken = false;
-        if !conn.body.is_done() {
-            conn.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
-        }
+        conn.body_deadline = None;
         // HTTP/1.1 stays open unless told to close; HTTP/1.0 closes unless asked to stay
         let lists = |token: &str| {
             head.headers
@@ -760,7 +768,6 @@ mod tests {
         let mut c = conn(server);
         // arriving piece by piece, each within the idle limit: read whole
         c.body = Decoder::Length(4);
-        c.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
         let writer = tokio::spawn(async move {
             for b in [b"a", b"b", b"c", b"d"] {
                 tokio::time::sleep(BODY_IDLE / 2).await;
@@ -777,7 +784,6 @@ mod tests {
         let mut client = writer.await.expect("joined");
         // two bytes of ten, then nothing: an error after the idle limit, and no reuse
         c.body = Decoder::Length(10);
-        c.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
         client.write_all(b"xy").await.expect("write");
         let started = tokio::time::Instant::now();
         let r = RequestBody { conn: &mut c }.collect().await;

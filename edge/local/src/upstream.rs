@@ -508,8 +508,9 @@ struct Conn {
     /// Made the first time a body has to wait, then reused (re-armed only when it fires
     /// before `body_deadline`).
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// When the body being read times out unless more of it arrives.
-    body_deadline: tokio::time::Instant,
+    /// When the body being read times out unless more of it arrives; set when it starts
+    /// waiting (no clock read for a body that never has to).
+    body_deadline: Option<tokio::time::Instant>,
 }
 
 impl Conn {
@@ -518,14 +519,16 @@ impl Conn {
             io,
             buf: BytesMut::with_capacity(READ_SIZE),
             timer: None,
-            body_deadline: tokio::time::Instant::now(),
+            body_deadline: None,
         }
     }
 
     /// Whether the body being read has gone [`BODY_IDLE`] without a byte; registers `cx` for
     /// that moment otherwise.
     fn body_stalled(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = self.body_deadline;
+        let deadline = *self
+            .body_deadline
+            .get_or_insert_with(|| tokio::time::Instant::now() + BODY_IDLE);
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -694,9 +697,7 @@ struct UpstreamBody {
 
 impl UpstreamBody {
     fn new(mut lease: Lease, decoder: h1::Decoder, keep_alive: bool) -> UpstreamBody {
-        if !decoder.is_done() {
-            lease.conn.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
-        }
+        lease.conn.body_deadline = None;
         let mut b = UpstreamBody {
             lease: Some(lease),
             decoder,
@@ -755,7 +756,8 @@ impl hyper::body::Body for UpstreamBody {
                 if this.decoder.is_done() {
                     this.finish();
                 } else {
-                    lease.conn.body_deadline = tokio::time::Instant::now() + BODY_IDLE;
+                    // the next wait starts its own BODY_IDLE
+                    lease.conn.body_deadline = None;
                 }
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }
