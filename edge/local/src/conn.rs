@@ -58,11 +58,8 @@ pub struct Conn {
     body: Decoder,
     /// The request body broke (or the socket did): the connection is not reused.
     broken: bool,
-    /// The connection's one timer (see [`h1::expired`]).
-    timer: Pin<Box<tokio::time::Sleep>>,
-    /// When the request body times out unless more of it arrives; set when it starts waiting
-    /// (no clock read for a body that arrived with its head).
-    body_deadline: Option<tokio::time::Instant>,
+    /// The head and body deadlines.
+    idle: h1::Idle,
 }
 
 impl Conn {
@@ -72,8 +69,7 @@ impl Conn {
             buf: BytesMut::with_capacity(READ_SIZE),
             body: Decoder::Done,
             broken: false,
-            timer: Box::pin(tokio::time::sleep(HEAD_TIMEOUT)),
-            body_deadline: None,
+            idle: h1::Idle::default(),
         }
     }
 }
@@ -108,15 +104,7 @@ impl hyper::body::Body for RequestBody<'_> {
             return Poll::Ready(None);
         }
         match h1::poll_body(&mut conn.body, &mut conn.buf, &mut conn.io, cx) {
-            Poll::Pending
-                if h1::expired(
-                    &mut conn.timer,
-                    *conn
-                        .body_deadline
-                        .get_or_insert_with(|| tokio::time::Instant::now() + BODY_IDLE),
-                    cx,
-                ) =>
-            {
+            Poll::Pending if conn.idle.stalled(BODY_IDLE, cx) => {
                 conn.broken = true;
                 Poll::Ready(Some(Err(format!(
                     "no part of the request body arrived for {} s",
@@ -126,8 +114,7 @@ impl hyper::body::Body for RequestBody<'_> {
             }
             Poll::Pending => Poll::Pending,
             Poll::Ready(BodyStep::Data(data)) => {
-                // the next wait starts its own BODY_IDLE
-                conn.body_deadline = None;
+                conn.idle.progressed();
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }
             Poll::Ready(BodyStep::End { .. }) => Poll::Ready(None),
@@ -282,7 +269,7 @@ pub async fn serve(
             Framing::Chunked => Decoder::Chunked(Chunk::Size),
         };
         conn.broken = false;
-        conn.body_deadline = None;
+        conn.idle.progressed();
         // HTTP/1.1 stays open unless told to close; HTTP/1.0 closes unless asked to stay
         let lists = |token: &str| {
             head.headers
@@ -384,7 +371,7 @@ async fn read_head(
             if idle && stopping.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Wait::Stop);
             }
-            if h1::expired(&mut conn.timer, deadline, cx) {
+            if conn.idle.passed(deadline, cx) {
                 return Poll::Ready(Wait::Timeout);
             }
             Poll::Pending

@@ -317,21 +317,44 @@ pub fn poll_body<R: AsyncRead + Unpin>(
     }
 }
 
-/// Whether `deadline` has passed, by a connection's one timer: armed once, re-armed only when
-/// it fires for an earlier deadline (a head's, a body's), so that a request that does not wait
-/// costs no timer work. Registers `cx` for the deadline otherwise.
-pub fn expired(
-    timer: &mut Pin<Box<tokio::time::Sleep>>,
-    deadline: tokio::time::Instant,
-    cx: &mut Context<'_>,
-) -> bool {
-    while timer.as_mut().poll(cx).is_ready() {
-        if tokio::time::Instant::now() >= deadline {
-            return true;
+/// A connection's one timer and the body-idle deadline it watches: armed the first time
+/// something has to wait, re-armed only when it fires for an earlier deadline (a head's, a
+/// body's), so that a request that never waits costs no clock read and no timer work.
+#[derive(Default)]
+pub struct Idle {
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// When the body being read times out unless more of it arrives.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Idle {
+    /// Whether `deadline` has passed; registers `cx` for that moment otherwise.
+    pub fn passed(&mut self, deadline: tokio::time::Instant, cx: &mut Context<'_>) -> bool {
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        while timer.as_mut().poll(cx).is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return true;
+            }
+            timer.as_mut().reset(deadline);
         }
-        timer.as_mut().reset(deadline);
+        false
     }
-    false
+
+    /// Whether a body has waited `limit` without a byte since it last [progressed](Idle::progressed)
+    /// (the wait starts with the first call); registers `cx` otherwise.
+    pub fn stalled(&mut self, limit: std::time::Duration, cx: &mut Context<'_>) -> bool {
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| tokio::time::Instant::now() + limit);
+        self.passed(deadline, cx)
+    }
+
+    /// Bytes arrived (or a new body starts): the next wait starts its own limit.
+    pub fn progressed(&mut self) {
+        self.deadline = None;
+    }
 }
 
 /// A decimal length of at most 19 digits (no sign, no spaces).

@@ -505,12 +505,8 @@ impl AsyncWrite for Io {
 struct Conn {
     io: Io,
     buf: BytesMut,
-    /// Made the first time a body has to wait, then reused (re-armed only when it fires
-    /// before `body_deadline`).
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// When the body being read times out unless more of it arrives; set when it starts
-    /// waiting (no clock read for a body that never has to).
-    body_deadline: Option<tokio::time::Instant>,
+    /// The body-idle deadline.
+    idle: h1::Idle,
 }
 
 impl Conn {
@@ -518,21 +514,8 @@ impl Conn {
         Conn {
             io,
             buf: BytesMut::with_capacity(READ_SIZE),
-            timer: None,
-            body_deadline: None,
+            idle: h1::Idle::default(),
         }
-    }
-
-    /// Whether the body being read has gone [`BODY_IDLE`] without a byte; registers `cx` for
-    /// that moment otherwise.
-    fn body_stalled(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = *self
-            .body_deadline
-            .get_or_insert_with(|| tokio::time::Instant::now() + BODY_IDLE);
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        h1::expired(timer, deadline, cx)
     }
 
     /// Whether an idle connection can take a request: nothing arrived on it and the peer has
@@ -697,7 +680,7 @@ struct UpstreamBody {
 
 impl UpstreamBody {
     fn new(mut lease: Lease, decoder: h1::Decoder, keep_alive: bool) -> UpstreamBody {
-        lease.conn.body_deadline = None;
+        lease.conn.idle.progressed();
         let mut b = UpstreamBody {
             lease: Some(lease),
             decoder,
@@ -744,7 +727,7 @@ impl hyper::body::Body for UpstreamBody {
             &mut lease.conn.io,
             cx,
         ) {
-            Poll::Pending if lease.conn.body_stalled(cx) => this.fail(
+            Poll::Pending if lease.conn.idle.stalled(BODY_IDLE, cx) => this.fail(
                 format!(
                     "the upstream sent no part of the body for {} s",
                     BODY_IDLE.as_secs()
@@ -756,8 +739,7 @@ impl hyper::body::Body for UpstreamBody {
                 if this.decoder.is_done() {
                     this.finish();
                 } else {
-                    // the next wait starts its own BODY_IDLE
-                    lease.conn.body_deadline = None;
+                    lease.conn.idle.progressed();
                 }
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }
