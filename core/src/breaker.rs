@@ -468,16 +468,11 @@ impl Breaker {
     fn totals(&self, policy: &BreakerPolicy, now: Instant) -> (u32, u32, u32) {
         match policy.window {
             Window::Count(_) => {
-                let live = &self.ring[..];
-                let (mut f, mut s) = (0, 0);
-                // only the filled part counts
-                let n = self.ring.len() as u32;
-                for i in 0..self.filled {
-                    let ix = (self.head + n - 1 - i) % n;
-                    let b = live[ix as usize];
-                    f += u32::from(b & 1);
-                    s += u32::from((b >> 1) & 1);
-                }
+                // slots not filled yet are zero (`reset_window`), so the whole ring can be
+                // summed in slot order
+                let (f, s) = self.ring.iter().fold((0u32, 0u32), |(f, s), &b| {
+                    (f + u32::from(b & 1), s + u32::from((b >> 1) & 1))
+                });
                 (self.filled, f, s)
             }
             Window::Time(secs) => {

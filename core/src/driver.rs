@@ -245,12 +245,15 @@ async fn run<H: Host>(
     log.tenant = Some(admitted.tenant.name.clone());
     let extra = admitted.limit_headers.clone();
 
+    // the clock is read again only after something was awaited
+    let mut now = start;
     let mut stale: Option<Entry> = None;
     if let Some(key) = &admitted.cache_key {
         log.cache = cache_result::MISS;
         if !refreshing {
-            if let Some(bytes) = host.cache_get(key).await {
-                let now = host.now();
+            let cached = host.cache_get(key).await;
+            now = host.now();
+            if let Some(bytes) = cached {
                 if let Ok(e) = Entry::decode(&bytes) {
                     if e.matches_vary(req.headers) {
                         match e.freshness(now) {
@@ -274,7 +277,6 @@ async fn run<H: Host>(
         }
     }
 
-    let mut now = host.now();
     let mut call = host.with_state(|s| Call::new(router, s, req, &admitted, now));
     let mut last: Option<(u32, UpstreamResponse<H::Body>)> = None;
     let fin = loop {
@@ -318,7 +320,7 @@ async fn run<H: Host>(
         .map(|a| router.config.providers[a.provider].id.clone())
         .collect();
     log.give_up = call.give_up_reason();
-    let now = host.now();
+    // `now` was read after the last await: the call has answered since without waiting
     log.latency = now.saturating_since(start);
 
     let reply = match fin {

@@ -95,7 +95,7 @@ pub enum Endpoint<'a> {
 /// Classifies a request path.
 #[must_use]
 pub fn classify(path: &str) -> Endpoint<'_> {
-    let path = path.split('?').next().unwrap_or(path);
+    let path = crate::target::path_of(path);
     if path == "/_mosaic/health" {
         Endpoint::Health
     } else if let Some(rest) = path.strip_prefix("/_mosaic/") {
@@ -297,6 +297,9 @@ pub struct State {
     /// Bumped on every material change (breaker transition or a failure counted toward one,
     /// cooldown, limiter/quota update).
     pub material: u64,
+    /// The providers' statistics as [`Call::new`] hands them to selection: kept between
+    /// requests so that copying them allocates nothing.
+    stats_scratch: Vec<ProviderStats>,
 }
 
 impl State {
@@ -323,6 +326,7 @@ impl State {
             rng: Rng::seed(seed),
             metrics: Metrics::default(),
             material: 0,
+            stats_scratch: Vec::new(),
         }
     }
 
@@ -720,26 +724,16 @@ pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut 
     match incoming {
         Some(t) => tp.push_str(&t[3..35]),
         None => {
-            push_hex(&mut tp, rng.next_u64() | 1);
-            push_hex(&mut tp, rng.next_u64());
+            crate::codec::push_hex16(&mut tp, rng.next_u64() | 1);
+            crate::codec::push_hex16(&mut tp, rng.next_u64());
         }
     }
     tp.push('-');
-    push_hex(&mut tp, span);
+    crate::codec::push_hex16(&mut tp, span);
     tp.push('-');
     tp.push_str(incoming.map_or("01", |t| &t[53..55]));
     out.push((String::from("traceparent"), tp));
     out
-}
-
-/// Appends 16 lowercase hex digits.
-fn push_hex(out: &mut String, v: u64) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [0u8; 16];
-    for (i, d) in digits.iter_mut().enumerate() {
-        *d = HEX[((v >> ((15 - i) * 4)) & 0xf) as usize];
-    }
-    out.push_str(core::str::from_utf8(&digits).unwrap_or_default());
 }
 
 fn valid_traceparent(t: &str) -> bool {
@@ -841,7 +835,9 @@ impl Call {
         let cfg = &router.config;
         let r = admitted.route;
         let route = &cfg.routes[r];
-        let stats: Vec<ProviderStats> = state.providers.iter().map(|p| p.stats).collect();
+        let mut stats = core::mem::take(&mut state.stats_scratch);
+        stats.clear();
+        stats.extend(state.providers.iter().map(|p| p.stats));
         let order = {
             let State {
                 routes,
@@ -880,6 +876,7 @@ impl Call {
                 rng,
             )
         };
+        state.stats_scratch = stats;
         state.routes[r].budget.deposit(&route.retry.budget, now);
         let has_key = req.headers.header("idempotency-key").is_some();
         let retry_unsent_only =

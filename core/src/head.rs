@@ -74,6 +74,16 @@ fn has_line_break_or_nul(v: &str) -> bool {
         .fold(false, |bad, b| bad | (b == b'\r') | (b == b'\n') | (b == 0))
 }
 
+/// Whether `v` can be sent as a header value as it is: tab, space, visible ASCII and
+/// obs-text (RFC 9110 §5.5), so no CR, LF, NUL, other control or DEL. Without an early exit,
+/// so that it vectorises (a word-at-a-time version measured slower on real header values).
+#[must_use]
+pub fn is_field_value(v: &str) -> bool {
+    !v.bytes().fold(false, |bad, b| {
+        bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
+    })
+}
+
 /// The body framing a checked head declares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
@@ -135,7 +145,10 @@ pub fn check_head(
         return bad("more than one Host header");
     }
     if let Some(h) = headers.header("host") {
-        if h.is_empty() || h.contains(['/', '@', '\\', ' ', '?', '#']) {
+        if h.is_empty()
+            || h.bytes()
+                .any(|b| matches!(b, b'/' | b'@' | b'\\' | b' ' | b'?' | b'#'))
+        {
             return bad("the Host header is not a plain host[:port]");
         }
     }
@@ -177,6 +190,44 @@ mod tests {
 
     fn check(h: &[(&str, &str)]) -> Result<Framing, ProblemKind> {
         check_head(h, &HeadLimits::default()).map_err(|p| p.kind)
+    }
+
+    /// The vectorised scans agree with the byte-by-byte definitions for every byte value at
+    /// every position of values of every length up to 40 bytes (so within and after a vector
+    /// step), in values of plain text and of obs-text.
+    #[test]
+    fn control_scans_match_the_bytewise_definitions() {
+        let field = |v: &[u8]| v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+        let breaks = |v: &[u8]| v.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
+        let mut checked = 0u32;
+        for fill in [b'a', 0xc3] {
+            for len in 0..=40usize {
+                for at in 0..len {
+                    for b in 0..=255u8 {
+                        let mut v = alloc::vec![fill; len];
+                        v[at] = b;
+                        if fill == 0xc3 {
+                            // keep it UTF-8: pairs of C3 A9 ("é") around the probe
+                            for (i, x) in v.iter_mut().enumerate() {
+                                if i != at {
+                                    *x = if i % 2 == 0 { 0xc3 } else { 0xa9 };
+                                }
+                            }
+                        }
+                        let Ok(s) = core::str::from_utf8(&v) else {
+                            continue;
+                        };
+                        assert_eq!(is_field_value(s), field(&v), "{v:?}");
+                        assert_eq!(has_line_break_or_nul(s), breaks(&v), "{v:?}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
+        assert!(is_field_value("") && !has_line_break_or_nul(""));
+        assert!(is_field_value("a\tb c~\u{e9}"));
+        assert!(!is_field_value("0123456789\x7f"));
     }
 
     #[test]

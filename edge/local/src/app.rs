@@ -1,6 +1,7 @@
 //! One inbound request: limits, the admin API, the proxy path through core's driver, and the
 //! JSON log line.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -14,6 +15,7 @@ use mosaic_core::engine::{classify, Endpoint, Request};
 use mosaic_core::http::{Headers, Method};
 use mosaic_core::problem::{Problem, ProblemKind};
 use mosaic_core::region::Locality;
+use mosaic_core::target::path_of;
 
 use crate::conn::{Answer, Request as ConnRequest};
 use crate::host::{wall_now, Body, LocalHost, Shared};
@@ -39,17 +41,9 @@ pub fn request_id() -> String {
     );
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    hex16(z ^ (z >> 31))
-}
-
-/// `v` as 16 lowercase hex digits.
-fn hex16(v: u64) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(16);
-    for i in (0..16).rev() {
-        out.push(char::from(DIGITS[((v >> (i * 4)) & 0xf) as usize]));
-    }
-    out
+    let mut id = String::with_capacity(16);
+    mosaic_core::codec::push_hex16(&mut id, z ^ (z >> 31));
+    id
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -121,8 +115,8 @@ fn log_line(log: &RequestLog, method: &str, path: &str, background: bool) {
     );
 }
 
-/// The request's host without a port.
-fn host_of(headers: &[(String, String)], target: &str) -> Option<String> {
+/// The request's host without a port, lowercase (borrowed when it already is).
+fn host_of<'a>(headers: &'a [(String, String)], target: &'a str) -> Option<Cow<'a, str>> {
     let raw = headers.header("host").or_else(|| {
         // absolute-form: the authority of the target
         let rest = target.split_once("://")?.1;
@@ -136,22 +130,25 @@ fn host_of(headers: &[(String, String)], target: &str) -> Option<String> {
             _ => raw,
         }
     };
-    Some(h.to_ascii_lowercase())
+    Some(if h.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(h.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(h)
+    })
 }
 
 /// Handles one request; never fails (errors are problem+json responses).
 ///
 /// `peer_ip` is the client's address as text, formatted once per connection.
 pub async fn handle(shared: Arc<Shared>, req: ConnRequest<'_>, peer_ip: Arc<str>) -> Answer {
-    let started = std::time::Instant::now();
     let id = request_id();
     // what the log line needs of the request, kept only when it will be written
     let logged = tracing::enabled!(target: "mosaic::access", tracing::Level::INFO).then(|| {
-        let path = req.target.split('?').next().unwrap_or("").to_string();
-        (req.method.clone(), path)
+        let path = path_of(&req.target).to_string();
+        (std::time::Instant::now(), req.method.clone(), path)
     });
     let (answer, mut log) = route(shared, req, &peer_ip, &id).await;
-    if let Some((method, path)) = logged {
+    if let Some((started, method, path)) = logged {
         if log.latency.is_zero() {
             log.latency = started.elapsed();
         }
@@ -211,7 +208,7 @@ async fn route(
             }
             let mut log = plain_log();
             log.route = Some(String::from("_mosaic"));
-            let rest = rest.split('?').next().unwrap_or(rest);
+            let rest = path_of(rest);
             if rest == "providers" {
                 return (
                     crate::v1::admin(&shared, method, req_body, id).await.into(),
@@ -333,10 +330,7 @@ async fn route(
                     return closing(problem_response(&p, id));
                 }
             };
-            if mosaic_providers::v1::serves(
-                &live.router.config,
-                target.split('?').next().unwrap_or(""),
-            ) {
+            if mosaic_providers::v1::serves(&live.router.config, path_of(&target)) {
                 let (resp, log) =
                     crate::v1::serve(&shared, &live, method, &target, headers, body, ip, id).await;
                 return (resp.into(), log);
@@ -360,7 +354,7 @@ async fn route(
                         &shared,
                         key,
                         method,
-                        host.clone(),
+                        host.clone().map(Cow::into_owned),
                         target.clone(),
                         headers.clone(),
                         ip.to_string(),
@@ -421,7 +415,7 @@ fn spawn_revalidate(
         if let ReplyBody::Stream(b) = reply.body {
             let _ = b.collect().await;
         }
-        let path = target.split('?').next().unwrap_or("").to_string();
+        let path = path_of(&target).to_string();
         log_line(&reply.log, method.as_str(), &path, true);
         if let Ok(mut set) = shared.revalidating.lock() {
             set.remove(&key);

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use mosaic_core::head::is_token;
+use mosaic_core::head::{is_field_value, is_token};
 use tokio::io::AsyncRead;
 
 /// Longest response head read (status line, headers, interim `1xx` heads included).
@@ -35,14 +35,6 @@ pub type Error = &'static str;
 /// Body pieces up to this size are copied out of the read buffer, which then stays ours to
 /// reuse; larger ones are cut out of it without copying.
 const COPY_MAX: usize = 4 * 1024;
-
-/// Whether a header value can be sent as it is: tab, visible ASCII, space and obs-text (no
-/// CR, LF, NUL or other controls). Written without an early exit so that it vectorises.
-fn value_ok(v: &str) -> bool {
-    !v.bytes().fold(false, |bad, b| {
-        bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
-    })
-}
 
 /// Writes a request head, followed by `body` when `with_body` (the caller sends a large body
 /// on its own), to `out`.
@@ -89,7 +81,7 @@ pub fn encode_request(
         if !is_token(n) {
             return Err("a header name is not a token");
         }
-        if !value_ok(v) {
+        if !is_field_value(v) {
             return Err("a header value holds a control character");
         }
         if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding") {
@@ -635,7 +627,7 @@ pub fn encode_response_head(
     out.extend_from_slice(b"\r\n");
     let mut dated = false;
     for (n, v) in headers {
-        if !is_token(n) || !value_ok(v) {
+        if !is_token(n) || !is_field_value(v) {
             continue;
         }
         let ours = ["transfer-encoding", "connection", "keep-alive"]

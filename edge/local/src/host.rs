@@ -34,14 +34,29 @@ const COLLAPSE_WAIT: Duration = Duration::from_secs(30);
 /// clock so that it never goes backwards within the process.
 #[must_use]
 pub fn wall_now() -> Instant {
+    let (wall, mono) = anchor();
+    Instant::from_micros(wall.saturating_add(mono.elapsed().as_micros() as u64))
+}
+
+/// The monotonic clock's instant for one of [`wall_now`]'s (its inverse; instants from
+/// before the process started map to its start): deadlines core computes become timer
+/// deadlines without reading a clock again.
+#[must_use]
+pub fn monotonic(t: Instant) -> std::time::Instant {
+    let (wall, mono) = anchor();
+    *mono + Duration::from_micros(t.as_micros().saturating_sub(*wall))
+}
+
+/// The wall clock (µs since the Unix epoch) and the monotonic clock at the same moment, read
+/// once per process.
+fn anchor() -> &'static (u64, std::time::Instant) {
     static ANCHOR: OnceLock<(u64, std::time::Instant)> = OnceLock::new();
-    let (wall, mono) = ANCHOR.get_or_init(|| {
+    ANCHOR.get_or_init(|| {
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         (wall, std::time::Instant::now())
-    });
-    Instant::from_micros(wall.saturating_add(mono.elapsed().as_micros() as u64))
+    })
 }
 
 /// One configuration generation: the router and its state.
@@ -199,15 +214,14 @@ impl Host for LocalHost {
     }
 
     async fn fetch(&self, attempt: &Attempt) -> Result<UpstreamResponse<Body>, FetchError> {
-        let timeout = attempt.deadline.saturating_since(wall_now());
-        if timeout.is_zero() {
-            return Err(FetchError::Timeout);
-        }
+        // core made the attempt's deadline from the clock it was just given: no need to
+        // read the clock again to arm the timer (a deadline already passed fails at once)
+        let deadline = tokio::time::Instant::from_std(monotonic(attempt.deadline));
         let clients = Clients::local().map_err(|e| {
             tracing::error!(error = %e, "no HTTP client");
             FetchError::Connect
         })?;
-        clients.send(attempt, self.body.clone(), timeout).await
+        clients.send_by(attempt, self.body.clone(), deadline).await
     }
 
     async fn sleep_until(&self, t: Instant) {
@@ -303,5 +317,29 @@ impl Host for LocalHost {
             }
         }
         Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `monotonic` inverts `wall_now`: the instant it gives for "now" is now on the monotonic
+    /// clock (within the time the two reads take), later instants are later by the same
+    /// amount, and instants from before the process map to its start.
+    #[test]
+    fn monotonic_inverts_wall_now() {
+        let before = std::time::Instant::now();
+        let t = wall_now();
+        let after = std::time::Instant::now();
+        let m = monotonic(t);
+        // wall_now has µs resolution: m may be up to 1 µs before the first read
+        assert!(
+            m + Duration::from_micros(1) >= before && m <= after,
+            "{m:?} {before:?} {after:?}"
+        );
+        let later = monotonic(t.saturating_add(Duration::from_millis(1500)));
+        assert_eq!(later - m, Duration::from_millis(1500));
+        assert_eq!(monotonic(Instant::from_micros(0)), anchor().1);
     }
 }

@@ -187,18 +187,31 @@ impl Clients {
 
     /// Performs `a` with `body`, giving up after `timeout` (connecting and waiting for the
     /// response head; the body then streams).
+    #[cfg(test)]
     pub async fn send(
         &self,
         a: &Attempt,
         body: Bytes,
         timeout: Duration,
     ) -> Result<UpstreamResponse<Body>, FetchError> {
+        self.send_by(a, body, tokio::time::Instant::now() + timeout)
+            .await
+    }
+
+    /// Performs `a` with `body`, giving up at `deadline` (connecting and waiting for the
+    /// response head; the body then streams).
+    pub async fn send_by(
+        &self,
+        a: &Attempt,
+        body: Bytes,
+        deadline: tokio::time::Instant,
+    ) -> Result<UpstreamResponse<Body>, FetchError> {
         let target = Target::parse(&a.url).ok_or(FetchError::Connect)?;
         if !a.allow_private && is_private_host(target.bare_host()) {
             return Err(FetchError::Forbidden);
         }
         let exchange = self.exchange(&target, a.method, &a.headers, &body, a.allow_private);
-        let (head, lease) = match tokio::time::timeout(timeout, exchange).await {
+        let (head, lease) = match tokio::time::timeout_at(deadline, exchange).await {
             Err(_) => return Err(FetchError::Timeout),
             Ok(Err(f)) => return Err(f.fetch_error()),
             Ok(Ok(x)) => x,
@@ -383,15 +396,21 @@ impl<'a> Target<'a> {
             (false, strip_prefix_ci(url, "http://")?)
         };
         let scheme_len = url.len() - rest.len();
-        let end = rest
-            .bytes()
-            .position(|b| b == b'/' || b == b'?')
-            .unwrap_or(rest.len());
+        // one pass over the authority: where it ends, and nothing that makes it more than
+        // host[:port]
+        let mut end = rest.len();
+        for (i, b) in rest.bytes().enumerate() {
+            match b {
+                b'/' | b'?' => {
+                    end = i;
+                    break;
+                }
+                b'@' | b'#' | b' ' => return None,
+                _ => {}
+            }
+        }
         let authority = &rest[..end];
-        if authority.is_empty()
-            || authority.bytes().any(|b| matches!(b, b'@' | b'#' | b' '))
-            || url.as_bytes().contains(&b'#')
-        {
+        if authority.is_empty() || rest.as_bytes()[end..].contains(&b'#') {
             return None;
         }
         let path = &rest[end..];

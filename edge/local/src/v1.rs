@@ -32,7 +32,7 @@ use mosaic_providers::declarative::Registry;
 use mosaic_providers::plugin::Unsupported;
 use mosaic_providers::v1::{self, Answer};
 
-use crate::host::{wall_now, Body, Live, LocalHost, Shared};
+use crate::host::{monotonic, wall_now, Body, Live, LocalHost, Shared};
 use crate::store::Kv;
 use crate::upstream::Clients;
 
@@ -321,16 +321,13 @@ impl Host for V1Host<'_> {
                 return Err(FetchError::Forbidden);
             }
         };
-        let timeout = a.deadline.saturating_since(wall_now());
-        if timeout.is_zero() {
-            return Err(FetchError::Timeout);
-        }
+        let deadline = tokio::time::Instant::from_std(monotonic(a.deadline));
         let clients = Clients::local().map_err(|e| {
             tracing::error!(error = %e, "no HTTP client");
             FetchError::Connect
         })?;
         clients
-            .send(&a, Bytes::from(body.unwrap_or_default()), timeout)
+            .send_by(&a, Bytes::from(body.unwrap_or_default()), deadline)
             .await
     }
 
