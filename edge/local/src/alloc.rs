@@ -9,8 +9,8 @@
 //! the layout asks for no more than that and the aligned ones otherwise. Measured with
 //! callgrind: about 1,000 fewer instructions per proxied request (roughly 50 allocations).
 //!
-//! This is the only module of the crate with `unsafe` code: implementing `GlobalAlloc` needs
-//! it. Every function forwards to mimalloc with the contract `GlobalAlloc` already imposes on
+//! With [`crate::ascii`], the only module of the crate with `unsafe` code: implementing
+//! `GlobalAlloc` needs it. Every function forwards to mimalloc with the contract `GlobalAlloc` already imposes on
 //! its caller.
 #![allow(unsafe_code)]
 

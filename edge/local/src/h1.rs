@@ -18,6 +18,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use mosaic_core::head::{is_field_value, is_token};
 use tokio::io::AsyncRead;
 
+use crate::ascii::to_text;
+
 /// Longest response head read (status line, headers, interim `1xx` heads included).
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Most response headers parsed.
@@ -210,11 +212,7 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
                     keep_alive = true;
                 }
             }
-            let value = match std::str::from_utf8(h.value) {
-                Ok(s) => s.to_owned(),
-                Err(_) => String::from_utf8_lossy(h.value).into_owned(),
-            };
-            headers.push((name.to_ascii_lowercase(), value));
+            headers.push((name.to_ascii_lowercase(), to_text(h.value)));
         }
         let body = if head_request || status == 204 || status == 304 {
             Decoder::Length(0)
@@ -565,11 +563,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadErro
     };
     let mut headers = Vec::with_capacity(r.headers.len());
     for h in r.headers.iter() {
-        let value = match std::str::from_utf8(h.value) {
-            Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(h.value).into_owned(),
-        };
-        headers.push((h.name.to_ascii_lowercase(), value));
+        headers.push((h.name.to_ascii_lowercase(), to_text(h.value)));
     }
     let head = RequestHead {
         method: method.to_owned(),

@@ -6,6 +6,7 @@
 //!
 //! Modules, one concern each:
 //! - [`alloc`]: the global allocator (mimalloc);
+//! - [`ascii`]: header bytes as text;
 //! - [`cli`]: the command line (`serve`, `check`, `explain`, `version`) and config loading;
 //! - [`server`]: listening, connection limits, graceful shutdown, reload, state sync;
 //! - [`app`]: one request: limits, admin endpoints, the proxy path, the log line;
@@ -20,6 +21,7 @@
 
 mod alloc;
 mod app;
+mod ascii;
 mod cache;
 mod cli;
 mod cli_hooks;
