@@ -390,7 +390,12 @@ impl<'a> Target<'a> {
     /// Splits an absolute `http(s)://authority/path?query` URL (core builds them); `None` for
     /// anything else, including userinfo and fragments.
     fn parse(url: &'a str) -> Option<Target<'a>> {
-        let (https, rest) = if let Some(r) = strip_prefix_ci(url, "https://") {
+        // core writes schemes in lowercase: check that first
+        let (https, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = strip_prefix_ci(url, "https://") {
             (true, r)
         } else {
             (false, strip_prefix_ci(url, "http://")?)
@@ -449,8 +454,8 @@ fn split_port(authority: &str, https: bool) -> Option<(&str, u16)> {
             None => return None,
         }
     } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
+        match authority.bytes().rposition(|b| b == b':') {
+            Some(i) => (&authority[..i], Some(&authority[i + 1..])),
             None => (authority, None),
         }
     };
@@ -458,10 +463,25 @@ fn split_port(authority: &str, https: bool) -> Option<(&str, u16)> {
         return None;
     }
     let port = match port {
-        Some(p) => p.parse().ok().filter(|&p: &u16| p != 0)?,
+        Some(p) => parse_port(p)?,
         None => default,
     };
     Some((host, port))
+}
+
+/// A port: one to five digits, 1 to 65535.
+fn parse_port(p: &str) -> Option<u16> {
+    if p.is_empty() || p.len() > 5 {
+        return None;
+    }
+    let mut n = 0u32;
+    for b in p.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u32::from(b - b'0');
+    }
+    u16::try_from(n).ok().filter(|&p| p != 0)
 }
 
 /// How an exchange on one connection went wrong.
@@ -878,6 +898,10 @@ mod tests {
         assert_eq!((t.host, t.port, t.path), ("[::1]", 9, "/x?q"));
         let t = Target::parse("http://[::1]/").expect("valid");
         assert_eq!((t.host, t.port), ("[::1]", 80));
+        let t = Target::parse("https://h:65535").expect("valid");
+        assert_eq!((t.https, t.host, t.port, t.path), (true, "h", 65535, "/"));
+        let t = Target::parse("Https://H:08/p").expect("valid");
+        assert_eq!((t.https, t.host, t.port, t.path), (true, "H", 8, "/p"));
         for bad in [
             "ftp://x/",
             "http://",
@@ -886,6 +910,10 @@ mod tests {
             "http://host:0/",
             "http://host:99999/",
             "http://host:x/",
+            "http://host:/",
+            "http://host:+80/",
+            "http://host:65536/",
+            "http://host:1x/",
             "http://[::1/",
             "http://[::1]x/",
             "http://host/#frag",
