@@ -310,24 +310,29 @@ async fn route(
             let max_cache_body = usize::try_from(server.max_cache_body_bytes).unwrap_or(usize::MAX);
             let host = host_of(&headers, &target);
             // bodies are buffered (bounded by max_body_bytes): failover may need to resend them
-            let body = match Limited::new(req_body, usize::try_from(max_body).unwrap_or(usize::MAX))
-                .collect()
-                .await
-            {
-                Ok(c) => c.to_bytes(),
-                Err(e) => {
-                    let p = if e.is::<http_body_util::LengthLimitError>() {
-                        Problem::new(
-                            ProblemKind::PayloadTooLarge,
-                            format!("request body exceeds the limit of {max_body} bytes"),
-                        )
-                    } else {
-                        Problem::new(
-                            ProblemKind::BadRequest,
-                            format!("could not read the request body: {e}"),
-                        )
-                    };
-                    return closing(problem_response(&p, id));
+            let body = if hyper::body::Body::is_end_stream(&req_body) {
+                // most requests have no body: nothing to collect
+                Bytes::new()
+            } else {
+                match Limited::new(req_body, usize::try_from(max_body).unwrap_or(usize::MAX))
+                    .collect()
+                    .await
+                {
+                    Ok(c) => c.to_bytes(),
+                    Err(e) => {
+                        let p = if e.is::<http_body_util::LengthLimitError>() {
+                            Problem::new(
+                                ProblemKind::PayloadTooLarge,
+                                format!("request body exceeds the limit of {max_body} bytes"),
+                            )
+                        } else {
+                            Problem::new(
+                                ProblemKind::BadRequest,
+                                format!("could not read the request body: {e}"),
+                            )
+                        };
+                        return closing(problem_response(&p, id));
+                    }
                 }
             };
             if mosaic_providers::v1::serves(&live.router.config, path_of(&target)) {

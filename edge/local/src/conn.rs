@@ -37,6 +37,7 @@ use mosaic_core::http::Headers;
 use mosaic_core::problem::{Problem, ProblemKind};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::h1::{self, room, BodyStep, Chunk, Decoder, HeadError, Out, Persist, READ_SIZE};
 use crate::host::{Body, BoxError, Shared};
@@ -179,11 +180,11 @@ impl From<hyper::Response<Body>> for Answer {
     }
 }
 
-/// The `Date` header's value, formatted once a second per thread.
-fn date() -> Arc<str> {
+/// Calls `f` with the `Date` header's value, formatted once a second per thread.
+fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
     thread_local! {
-        static DATE: std::cell::RefCell<(u64, Arc<str>)> =
-            std::cell::RefCell::new((u64::MAX, Arc::from("")));
+        static DATE: std::cell::RefCell<(u64, String)> =
+            const { std::cell::RefCell::new((u64::MAX, String::new())) };
     }
     let now = std::time::SystemTime::now();
     let secs = now
@@ -192,9 +193,9 @@ fn date() -> Arc<str> {
     DATE.with(|d| {
         let mut d = d.borrow_mut();
         if d.0 != secs {
-            *d = (secs, Arc::from(httpdate::fmt_http_date(now)));
+            *d = (secs, httpdate::fmt_http_date(now));
         }
-        Arc::clone(&d.1)
+        f(&d.1)
     })
 }
 
@@ -214,14 +215,11 @@ enum Head {
 }
 
 /// Serves the requests of one connection until it closes, the client asks to close, a
-/// request is refused, or `stop` turns true.
-pub async fn serve(
-    io: TcpStream,
-    shared: Arc<Shared>,
-    peer_ip: Arc<str>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+/// request is refused, or `stop` is cancelled.
+pub async fn serve(io: TcpStream, shared: Arc<Shared>, peer_ip: Arc<str>, stop: CancellationToken) {
     let mut conn = Conn::new(io);
+    // one wait for the server to stop per connection, not one per request
+    let mut stopping = std::pin::pin!(stop.cancelled());
     let mut out: Vec<u8> = Vec::with_capacity(READ_SIZE);
     loop {
         let (limits, max_head, max_body) = {
@@ -237,7 +235,7 @@ pub async fn serve(
                 s.max_body_bytes,
             )
         };
-        let head = match read_head(&mut conn, max_head, &mut stop).await {
+        let head = match read_head(&mut conn, max_head, stopping.as_mut()).await {
             Head::Got(h) => h,
             Head::Gone => return,
             Head::Refuse(p) => return refuse(conn, &mut out, &p).await,
@@ -316,7 +314,7 @@ pub async fn serve(
         // unread input is not a next request: an answer given before the body was read to
         // its end ends the connection
         let unread = !conn.body.is_done() || conn.broken;
-        let close = !keep_alive || asked_close || unread || *stop.borrow();
+        let close = !keep_alive || asked_close || unread || stop.is_cancelled();
         match write_answer(&mut conn.io, &mut out, answer, head_request, http10, close).await {
             Ok(true) => {}
             Ok(false) => return linger(conn).await,
@@ -336,10 +334,9 @@ pub async fn serve(
 async fn read_head(
     conn: &mut Conn,
     max_head: usize,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
+    mut stopping: Pin<&mut WaitForCancellationFuture<'_>>,
 ) -> Head {
     let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
-    let mut stopping = std::pin::pin!(stop.changed());
     loop {
         match h1::parse_request(&mut conn.buf) {
             Ok(Some(h)) => return Head::Got(h),
@@ -454,7 +451,7 @@ async fn write_answer(
         (false, false) => Persist::Default,
     };
     out.clear();
-    h1::encode_response_head(out, status, &headers, framing, persist, &date());
+    with_date(|date| h1::encode_response_head(out, status, &headers, framing, persist, date));
     drop(headers);
     if bodiless {
         io.write_all(out).await?;
@@ -683,11 +680,11 @@ mod tests {
     async fn heads_are_read_whole_and_refused_past_the_limits() {
         let (server, mut client) = pair().await;
         let mut c = conn(server);
-        let (_tx, mut stop) = tokio::sync::watch::channel(false);
+        let stop = CancellationToken::new();
         // a head in pieces
         client.write_all(b"GET /a HT").await.expect("write");
         let reader = tokio::spawn(async move {
-            let h = read_head(&mut c, 8192, &mut stop).await;
+            let h = read_head(&mut c, 8192, std::pin::pin!(stop.cancelled())).await;
             (h, c, stop)
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -695,12 +692,13 @@ mod tests {
             .write_all(b"TP/1.1\r\nHost: x\r\n\r\n")
             .await
             .expect("write");
-        let (h, mut c, mut stop) = reader.await.expect("joined");
+        let (h, mut c, stop) = reader.await.expect("joined");
+        let mut stopping = std::pin::pin!(stop.cancelled());
         let Head::Got(h) = h else { panic!("a head") };
         assert_eq!(h.target, "/a");
         // over the head limit: 431
         client.write_all(&[b'x'; 300]).await.expect("write");
-        let Head::Refuse(p) = read_head(&mut c, 256, &mut stop).await else {
+        let Head::Refuse(p) = read_head(&mut c, 256, stopping.as_mut()).await else {
             panic!("refused")
         };
         assert_eq!(p.status(), 431);
@@ -711,7 +709,7 @@ mod tests {
             .write_all(b"\x16\x03\x01 hello\r\n\r\n")
             .await
             .expect("write");
-        let Head::Refuse(p) = read_head(&mut c, 8192, &mut stop).await else {
+        let Head::Refuse(p) = read_head(&mut c, 8192, stopping.as_mut()).await else {
             panic!("refused")
         };
         assert_eq!(p.status(), 400);
@@ -721,10 +719,11 @@ mod tests {
     async fn idle_connections_close_after_the_timeout_or_at_shutdown() {
         let (server, _client) = pair().await;
         let mut c = conn(server);
-        let (tx, mut stop) = tokio::sync::watch::channel(false);
+        let stop = CancellationToken::new();
+        let mut stopping = std::pin::pin!(stop.cancelled());
         let started = tokio::time::Instant::now();
         assert!(matches!(
-            read_head(&mut c, 8192, &mut stop).await,
+            read_head(&mut c, 8192, stopping.as_mut()).await,
             Head::Gone
         ));
         let waited = started.elapsed();
@@ -736,17 +735,22 @@ mod tests {
         let (server, _client) = pair().await;
         let mut c = conn(server);
         let started = tokio::time::Instant::now();
+        let canceller = stop.clone();
         let t = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let _ = tx.send(true);
-            tx
+            canceller.cancel();
         });
+        // the same wait as for the first read: one per connection
         assert!(matches!(
-            read_head(&mut c, 8192, &mut stop).await,
+            read_head(&mut c, 8192, stopping.as_mut()).await,
             Head::Gone
         ));
-        assert!(started.elapsed() < Duration::from_secs(2));
-        drop(t.await);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        t.await.expect("joined");
     }
 
     #[tokio::test(start_paused = true)]

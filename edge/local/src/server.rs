@@ -20,6 +20,7 @@ use mosaic_core::{snapshot, State};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{self, Loaded, DEFAULT_LISTEN};
 use crate::host::{Live, Shared};
@@ -154,16 +155,11 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
     let declarations = tokio::spawn(crate::v1::poll(Arc::clone(&shared), declared));
     let outbox = tokio::spawn(crate::hooks::outbox_loop(Arc::clone(&shared)));
     let grace = Duration::from_millis(server_cfg.shutdown_grace_ms);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = CancellationToken::new();
     let count = worker_count(server_cfg.workers);
     let mut workers = Vec::with_capacity(count);
     for i in 0..count {
-        workers.push(Worker::spawn(
-            i,
-            Arc::clone(&shared),
-            stopped.clone(),
-            grace,
-        )?);
+        workers.push(Worker::spawn(i, Arc::clone(&shared), stop.clone(), grace)?);
     }
     tracing::debug!(workers = count, "worker threads started");
     let limit = Arc::new(Semaphore::new(server_cfg.max_connections as usize));
@@ -219,7 +215,7 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
         grace_ms = server_cfg.shutdown_grace_ms,
         "shutting down: no new connections, finishing in-flight requests"
     );
-    let _ = stop.send(true);
+    stop.cancel();
     let mut late = false;
     for w in workers {
         late |= !w.finished().await;
@@ -278,7 +274,7 @@ impl Worker {
     fn spawn(
         index: usize,
         shared: Arc<Shared>,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: CancellationToken,
         grace: Duration,
     ) -> Result<Worker, String> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
@@ -296,7 +292,7 @@ impl Worker {
                     let tracker = tokio_util::task::TaskTracker::new();
                     loop {
                         tokio::select! {
-                            _ = stop.changed() => break,
+                            () = stop.cancelled() => break,
                             got = rx.recv() => match got {
                                 Some(a) => serve_connection(&shared, &tracker, &stop, a, &counter),
                                 None => break,
@@ -339,7 +335,7 @@ impl Worker {
 fn serve_connection(
     shared: &Arc<Shared>,
     tracker: &tokio_util::task::TaskTracker,
-    stop: &tokio::sync::watch::Receiver<bool>,
+    stop: &CancellationToken,
     a: Accepted,
     open: &Arc<AtomicUsize>,
 ) {
