@@ -233,7 +233,18 @@ async fn run<H: Host>(
         cache: cache_result::BYPASS,
         ..RequestLog::default()
     };
-    let admitted: Admitted = match host.with_state(|s| router.admit(s, req, start)) {
+    // a request that needs no cache lookup starts its call under the same lock as admission;
+    // the call is built where it stays (it is large: moving it costs copies)
+    let mut slot: Option<Call> = None;
+    let mut step = Step::Wait;
+    let admitted: Admitted = match host.with_state(|s| {
+        let a = router.admit(s, req, start)?;
+        if a.cache_key.is_none() {
+            let call = slot.insert(Call::new(router, s, req, &a, start));
+            step = call.poll_lending(router, s, start);
+        }
+        Ok::<_, Problem>(a)
+    }) {
         Ok(a) => a,
         Err(p) => {
             log.latency = host.now().saturating_since(start);
@@ -277,32 +288,41 @@ async fn run<H: Host>(
         }
     }
 
-    let mut call = host.with_state(|s| Call::new(router, s, req, &admitted, now));
+    // the state is shared by every request of the process: each visit records what happened
+    // and asks for the next step at once, so a request takes the state's lock once per step
+    if slot.is_none() {
+        host.with_state(|s| {
+            let call = slot.insert(Call::new(router, s, req, &admitted, now));
+            step = call.poll_lending(router, s, now);
+        });
+    }
+    let Some(call) = slot.as_mut() else {
+        let p = Problem::new(ProblemKind::Internal, "the call was not started");
+        return problem_reply(&p, log, &extra);
+    };
     let mut last: Option<(u32, UpstreamResponse<H::Body>)> = None;
     let fin = loop {
-        match host.with_state(|s| call.poll_lending(router, s, now)) {
+        match step {
             Step::Attempt(a) => {
                 let r = host.fetch(&a).await;
                 let id = a.id;
                 call.reclaim(a);
                 now = host.now();
-                match r {
-                    Ok(resp) => {
-                        host.with_state(|s| {
+                step = host.with_state(|s| {
+                    match r {
+                        Ok(resp) => {
                             call.handle_response(router, s, id, resp.status, &resp.headers, now);
-                        });
-                        last = Some((id, resp));
+                            last = Some((id, resp));
+                        }
+                        Err(e) => call.handle_outcome(router, s, id, Outcome::Error(e), now),
                     }
-                    Err(e) => {
-                        host.with_state(|s| {
-                            call.handle_outcome(router, s, id, Outcome::Error(e), now);
-                        });
-                    }
-                }
+                    call.poll_lending(router, s, now)
+                });
             }
             Step::Sleep(t) => {
                 host.sleep_until(t).await;
                 now = host.now();
+                step = host.with_state(|s| call.poll_lending(router, s, now));
             }
             Step::Respond(f) => break f,
             Step::Wait => {

@@ -127,6 +127,7 @@ struct Inner {
     requests: Vec<Attempt>,
     rng: Rng,
     t0: Instant,
+    state_visits: u64,
 }
 
 /// The simulated host.
@@ -148,6 +149,7 @@ impl SimHost {
                 requests: Vec::new(),
                 rng: Rng::seed(seed),
                 t0: start,
+                state_visits: 0,
             }),
         }
     }
@@ -209,6 +211,13 @@ impl SimHost {
         self.inner.borrow().state.clone()
     }
 
+    /// How many times the driver has visited the shared state (what a real host does under a
+    /// lock) so far.
+    #[must_use]
+    pub fn state_visits(&self) -> u64 {
+        self.inner.borrow().state_visits
+    }
+
     /// Keys in the KV store.
     #[must_use]
     pub fn kv_keys(&self) -> Vec<String> {
@@ -228,7 +237,9 @@ impl Host for SimHost {
     }
 
     fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        f(&mut self.inner.borrow_mut().state)
+        let mut i = self.inner.borrow_mut();
+        i.state_visits += 1;
+        f(&mut i.state)
     }
 
     fn fetch(

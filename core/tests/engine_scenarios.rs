@@ -45,6 +45,24 @@ fn failover_on_connection_refused() {
     assert_eq!(rep.log.attempts, 2);
 }
 
+/// Hosts share the state between concurrent requests under a lock: a request visits it once
+/// per step (admission with the call's first step, then each attempt's result with the next
+/// step), not once per engine call.
+#[test]
+fn a_request_visits_the_shared_state_once_per_step() {
+    let r = router(TWO);
+    let h = sim(&r);
+    assert_eq!(get(&h, &r, "/api/x").status, 200);
+    assert_eq!(h.state_visits(), 2, "admit and start, then the answer");
+    h.upstream("a", Behaviour::Down);
+    assert_eq!(get(&h, &r, "/api/x").status, 200);
+    assert_eq!(
+        h.state_visits(),
+        2 + 3,
+        "admit and start, a's failure, b's answer"
+    );
+}
+
 #[test]
 fn failover_on_5xx_and_on_timeout() {
     let r = router(TWO);

@@ -18,7 +18,7 @@ use mosaic_core::region::Locality;
 use mosaic_core::target::path_of;
 
 use crate::conn::{Answer, Request as ConnRequest};
-use crate::host::{wall_now, Body, LocalHost, Shared};
+use crate::host::{wall_now, Body, Live, LocalHost, Shared};
 use crate::server;
 
 /// A fresh request id: 16 hex digits, unique within the process and unpredictable across.
@@ -140,14 +140,20 @@ fn host_of<'a>(headers: &'a [(String, String)], target: &'a str) -> Option<Cow<'
 /// Handles one request; never fails (errors are problem+json responses).
 ///
 /// `peer_ip` is the client's address as text, formatted once per connection.
-pub async fn handle(shared: Arc<Shared>, req: ConnRequest<'_>, peer_ip: Arc<str>) -> Answer {
+/// `live` is the configuration generation the request is served by.
+pub async fn handle(
+    shared: &Arc<Shared>,
+    live: Arc<Live>,
+    req: ConnRequest<'_>,
+    peer_ip: &str,
+) -> Answer {
     let id = request_id();
     // what the log line needs of the request, kept only when it will be written
     let logged = tracing::enabled!(target: "mosaic::access", tracing::Level::INFO).then(|| {
         let path = path_of(&req.target).to_string();
         (std::time::Instant::now(), req.method.clone(), path)
     });
-    let (answer, mut log) = route(shared, req, &peer_ip, &id).await;
+    let (answer, mut log) = route(shared, live, req, peer_ip, &id).await;
     if let Some((started, method, path)) = logged {
         if log.latency.is_zero() {
             log.latency = started.elapsed();
@@ -161,12 +167,12 @@ pub async fn handle(shared: Arc<Shared>, req: ConnRequest<'_>, peer_ip: Arc<str>
 }
 
 async fn route(
-    shared: Arc<Shared>,
+    shared: &Arc<Shared>,
+    live: Arc<Live>,
     req: ConnRequest<'_>,
     ip: &str,
     id: &str,
 ) -> (Answer, RequestLog) {
-    let live = shared.live();
     let server = &live.router.config.server;
     let plain_log = || RequestLog {
         request_id: id.to_string(),
@@ -211,7 +217,7 @@ async fn route(
             let rest = path_of(rest);
             if rest == "providers" {
                 return (
-                    crate::v1::admin(&shared, method, req_body, id).await.into(),
+                    crate::v1::admin(shared, method, req_body, id).await.into(),
                     log,
                 );
             }
@@ -255,7 +261,7 @@ async fn route(
                     }
                     json_response(200, &v, id)
                 }
-                (Method::Post, "reload") => match server::reload(&shared).await {
+                (Method::Post, "reload") => match server::reload(shared).await {
                     Ok((generation, warnings)) => json_response(
                         200,
                         &serde_json::json!({ "reloaded": true, "generation": generation, "warnings": warnings }),
@@ -275,7 +281,7 @@ async fn route(
                     }
                 },
                 (m, r) if r.starts_with("hooks/") => {
-                    crate::hooks::admin(&shared, m, r, &target, id).await
+                    crate::hooks::admin(shared, m, r, &target, id).await
                 }
                 _ => {
                     return problem_response(
@@ -294,7 +300,7 @@ async fn route(
         }
         Endpoint::Hook(name) => {
             let (resp, log) = crate::hooks::receive(
-                Arc::clone(&shared),
+                Arc::clone(shared),
                 &live,
                 req_body,
                 name,
@@ -337,7 +343,7 @@ async fn route(
             };
             if mosaic_providers::v1::serves(&live.router.config, path_of(&target)) {
                 let (resp, log) =
-                    crate::v1::serve(&shared, &live, method, &target, headers, body, ip, id).await;
+                    crate::v1::serve(shared, &live, method, &target, headers, body, ip, id).await;
                 return (resp.into(), log);
             }
             let request = Request {
@@ -350,13 +356,13 @@ async fn route(
                 locality: Locality::default(),
                 id,
             };
-            let lh = LocalHost::new(Arc::clone(&shared), Arc::clone(&live), body.clone());
+            let lh = LocalHost::new(shared, &live, body.clone());
             let mut reply = driver::handle(&lh, &live.router, &request, max_cache_body).await;
             if reply.revalidate {
                 let key = lh.looked_up.lock().ok().and_then(|mut k| k.take());
                 if let Some(key) = key {
                     spawn_revalidate(
-                        &shared,
+                        shared,
                         key,
                         method,
                         host.clone().map(Cow::into_owned),
@@ -412,7 +418,7 @@ fn spawn_revalidate(
             locality: Locality::default(),
             id: &id,
         };
-        let lh = LocalHost::new(Arc::clone(&shared), Arc::clone(&live), body);
+        let lh = LocalHost::new(&shared, &live, body);
         let max_cache_body =
             usize::try_from(live.router.config.server.max_cache_body_bytes).unwrap_or(usize::MAX);
         let reply = driver::refresh(&lh, &live.router, &request, max_cache_body).await;

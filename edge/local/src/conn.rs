@@ -199,6 +199,20 @@ fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
     })
 }
 
+/// The head limits core checks, the most a head may take before it is refused, and the body
+/// limit, from the server settings.
+fn server_limits(s: &mosaic_core::config::RawServer) -> (HeadLimits, usize, u64) {
+    let max_head_bytes = usize::try_from(s.max_header_bytes).unwrap_or(usize::MAX);
+    (
+        HeadLimits {
+            max_headers: s.max_headers as usize,
+            max_header_bytes: max_head_bytes,
+        },
+        max_head_bytes.saturating_add(16 << 10).max(8192),
+        s.max_body_bytes,
+    )
+}
+
 /// How waiting for a request head ended.
 enum Wait {
     Read(std::io::Result<usize>),
@@ -221,25 +235,19 @@ pub async fn serve(io: TcpStream, shared: Arc<Shared>, peer_ip: Arc<str>, stop: 
     // one wait for the server to stop per connection, not one per request
     let mut stopping = std::pin::pin!(stop.cancelled());
     let mut out: Vec<u8> = Vec::with_capacity(READ_SIZE);
+    // how much of a head is read before it is refused: from the configuration of the
+    // connection's previous request (of the current one for the first)
+    let mut max_head = server_limits(&shared.live().router.config.server).1;
     loop {
-        let (limits, max_head, max_body) = {
-            let live = shared.live();
-            let s = &live.router.config.server;
-            let max_head_bytes = usize::try_from(s.max_header_bytes).unwrap_or(usize::MAX);
-            (
-                HeadLimits {
-                    max_headers: s.max_headers as usize,
-                    max_header_bytes: max_head_bytes,
-                },
-                max_head_bytes.saturating_add(16 << 10).max(8192),
-                s.max_body_bytes,
-            )
-        };
         let head = match read_head(&mut conn, max_head, stopping.as_mut()).await {
             Head::Got(h) => h,
             Head::Gone => return,
             Head::Refuse(p) => return refuse(conn, &mut out, &p).await,
         };
+        // the generation that serves this request, read once for it
+        let live = shared.live();
+        let (limits, next_max_head, max_body) = server_limits(&live.router.config.server);
+        max_head = next_max_head;
         // the body's framing is core's decision
         let framing = match check_head(&head.headers, &limits) {
             Ok(f) => f,
@@ -297,14 +305,15 @@ pub async fn serve(io: TcpStream, shared: Arc<Shared>, peer_ip: Arc<str>, stop: 
         let head_request = head.method == "HEAD";
         let http10 = head.http10;
         let answer = crate::app::handle(
-            Arc::clone(&shared),
+            &shared,
+            live,
             Request {
                 method: head.method,
                 target: head.target,
                 headers: head.headers,
                 body: RequestBody { conn: &mut conn },
             },
-            Arc::clone(&peer_ip),
+            &peer_ip,
         )
         .await;
         let asked_close = answer.headers.iter().any(|(n, v)| {

@@ -141,19 +141,21 @@ impl Shared {
 }
 
 /// The host of one request.
-pub struct LocalHost {
-    shared: Arc<Shared>,
-    live: Arc<Live>,
+pub struct LocalHost<'a> {
+    shared: &'a Shared,
+    live: &'a Live,
     body: Bytes,
     leads: Mutex<Vec<Lead>>,
     /// The cache key this request looked up, if any (to dedupe background revalidation).
     pub looked_up: Mutex<Option<String>>,
 }
 
-impl LocalHost {
-    /// A host for one request carrying `body`.
+impl<'a> LocalHost<'a> {
+    /// A host for one request carrying `body`. It borrows what it needs: counting references
+    /// to process-wide values on every request would make the worker threads' cores trade
+    /// their cache lines.
     #[must_use]
-    pub fn new(shared: Arc<Shared>, live: Arc<Live>, body: Bytes) -> LocalHost {
+    pub fn new(shared: &'a Shared, live: &'a Live, body: Bytes) -> LocalHost<'a> {
         LocalHost {
             shared,
             live,
@@ -202,7 +204,7 @@ fn servable(bytes: &[u8], now: Instant) -> bool {
     })
 }
 
-impl Host for LocalHost {
+impl Host for LocalHost<'_> {
     type Body = Body;
 
     fn now(&self) -> Instant {

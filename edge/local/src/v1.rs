@@ -285,7 +285,7 @@ fn answer_response(a: Answer) -> Response<Body> {
 /// `driver::Host` for one `/v1` request: the local host, with each attempt rewritten by the
 /// attempted provider's plugin and sent with the plugin's body.
 struct V1Host<'a> {
-    inner: LocalHost,
+    inner: LocalHost<'a>,
     live: &'a Live,
     registry: &'a Registry,
     op: &'a mosaic_providers::api::Operation,
@@ -407,7 +407,7 @@ pub async fn serve(
         id,
     };
     let host = V1Host {
-        inner: LocalHost::new(Arc::clone(shared), Arc::clone(live), Bytes::new()),
+        inner: LocalHost::new(shared, live, Bytes::new()),
         live,
         registry: &registry,
         op: &prepared.op,
