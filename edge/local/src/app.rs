@@ -18,7 +18,7 @@ use mosaic_core::region::Locality;
 use mosaic_core::target::path_of;
 
 use crate::conn::{Answer, Request as ConnRequest};
-use crate::host::{wall_now, Body, Live, LocalHost, Shared};
+use crate::host::{wall_now, Body, LiveRef, LocalHost, Shared};
 use crate::server;
 
 /// A fresh request id: 16 hex digits, unique within the process and unpredictable across.
@@ -33,12 +33,23 @@ pub fn request_id() -> String {
         }
         u64::from_le_bytes(b)
     });
-    // splitmix64 over seed + counter: distinct for every request of the process
-    let mut z = seed.wrapping_add(
-        COUNTER
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
+    // splitmix64 over seed + counter: distinct for every request of the process. Each thread
+    // counts within a block of 2^32 numbers it takes from the shared counter, so that worker
+    // threads do not trade the counter's cache line on every request.
+    thread_local! {
+        static NEXT: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+    }
+    const BLOCK: u64 = 1 << 32;
+    let n = NEXT.with(|c| {
+        let (mut next, mut end) = c.get();
+        if next == end {
+            next = COUNTER.fetch_add(BLOCK, Ordering::Relaxed);
+            end = next.wrapping_add(BLOCK);
+        }
+        c.set((next.wrapping_add(1), end));
+        next
+    });
+    let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     let mut id = String::with_capacity(16);
@@ -143,7 +154,7 @@ fn host_of<'a>(headers: &'a [(String, String)], target: &'a str) -> Option<Cow<'
 /// `live` is the configuration generation the request is served by.
 pub async fn handle(
     shared: &Arc<Shared>,
-    live: Arc<Live>,
+    live: LiveRef,
     req: ConnRequest<'_>,
     peer_ip: &str,
 ) -> Answer {
@@ -168,7 +179,7 @@ pub async fn handle(
 
 async fn route(
     shared: &Arc<Shared>,
-    live: Arc<Live>,
+    live: LiveRef,
     req: ConnRequest<'_>,
     ip: &str,
     id: &str,
@@ -432,4 +443,29 @@ fn spawn_revalidate(
             set.remove(&key);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Request ids are 16 lowercase hex digits and never repeat within the process, across
+    /// threads (each counts in its own block) as within one.
+    #[test]
+    fn request_ids_are_unique_across_threads() {
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..5000).map(|_| request_id()).collect::<Vec<_>>()))
+            .collect();
+        let mut all = std::collections::HashSet::new();
+        for t in threads {
+            for id in t.join().expect("thread") {
+                assert_eq!(id.len(), 16, "{id}");
+                assert!(id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+                assert!(all.insert(id), "repeated");
+            }
+        }
+        assert_eq!(all.len(), 20_000);
+    }
 }

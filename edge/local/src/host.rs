@@ -78,9 +78,17 @@ impl Live {
     }
 }
 
+/// A generation as a thread holds it: see [`Shared::live`].
+pub type LiveRef = Arc<Arc<Live>>;
+
 /// Everything process-wide.
 pub struct Shared {
     live: RwLock<Arc<Live>>,
+    /// Tells this `Shared` apart from others in the process (tests run several) in the
+    /// threads' caches of the generation.
+    id: u64,
+    /// Bumped after every swap of `live`.
+    version: AtomicU64,
     /// L1 cache.
     pub l1: L1,
     /// Miss collapsing.
@@ -108,8 +116,11 @@ impl Shared {
         cache_bytes: u64,
         config_path: std::path::PathBuf,
     ) -> Shared {
+        static IDS: AtomicU64 = AtomicU64::new(0);
         Shared {
             live: RwLock::new(Arc::new(live)),
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            version: AtomicU64::new(0),
             l1: L1::new(cache_bytes),
             collapser: Collapser::default(),
             store,
@@ -122,13 +133,34 @@ impl Shared {
     }
 
     /// The current generation.
-    pub fn live(&self) -> Arc<Live> {
-        Arc::clone(
-            &self
-                .live
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+    ///
+    /// Every request asks, on every worker thread: each thread keeps the generation it last
+    /// saw behind a reference count of its own and only checks that it is still current (a
+    /// load of a value written at reloads only). Taking the lock and counting references to
+    /// the one shared value instead makes the worker threads' cores pass its cache lines back
+    /// and forth on every request.
+    pub fn live(&self) -> LiveRef {
+        thread_local! {
+            static SEEN: std::cell::RefCell<Option<(u64, u64, LiveRef)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let version = self.version.load(Ordering::Acquire);
+        SEEN.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            if let Some((id, v, live)) = &*seen {
+                if *id == self.id && *v == version {
+                    return Arc::clone(live);
+                }
+            }
+            let live: LiveRef = Arc::new(Arc::clone(
+                &self
+                    .live
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ));
+            *seen = Some((self.id, version, Arc::clone(&live)));
+            live
+        })
     }
 
     /// Replaces the generation.
@@ -137,6 +169,7 @@ impl Shared {
             .live
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(live);
+        self.version.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -325,6 +358,60 @@ impl Host for LocalHost<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn live(generation: u64) -> Live {
+        let raw: mosaic_core::RawConfig = toml::from_str(
+            "[[providers]]\nid = \"p\"\nbase_url = \"https://p.example\"\n\
+             [[routes]]\nname = \"r\"\nmatch = { path = \"/{*rest}\" }\nproviders = [\"p\"]\n",
+        )
+        .expect("toml");
+        let config = raw.validate().expect("valid");
+        let state = State::new(&config, 1);
+        Live {
+            router: Router::new(config, |_| None),
+            state: Mutex::new(state),
+            generation,
+        }
+    }
+
+    fn shared(generation: u64) -> Shared {
+        Shared::new(
+            live(generation),
+            crate::store::Store::Memory(crate::store::MemoryStore::default()),
+            1 << 20,
+            std::path::PathBuf::from("mosaic.toml"),
+        )
+    }
+
+    /// A thread's cached generation is the current one: a swap is seen by the next call on
+    /// the same thread, and two `Shared` used from one thread never see each other's.
+    #[test]
+    fn live_follows_swaps_and_keeps_instances_apart() {
+        let a = shared(1);
+        let b = shared(10);
+        assert_eq!(a.live().generation, 1);
+        assert_eq!(b.live().generation, 10);
+        assert_eq!(a.live().generation, 1);
+        let held = a.live();
+        a.swap(live(2));
+        assert_eq!(a.live().generation, 2, "the swap is seen at once");
+        assert_eq!(
+            held.generation, 1,
+            "a request in flight keeps its generation"
+        );
+        assert_eq!(b.live().generation, 10);
+        b.swap(live(11));
+        assert_eq!((a.live().generation, b.live().generation), (2, 11));
+        // another thread sees the same
+        let a = Arc::new(a);
+        let seen = std::thread::spawn({
+            let a = Arc::clone(&a);
+            move || a.live().generation
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(seen, 2);
+    }
 
     /// `monotonic` inverts `wall_now`: the instant it gives for "now" is now on the monotonic
     /// clock (within the time the two reads take), later instants are later by the same
