@@ -308,8 +308,9 @@ pub fn poll_body<R: AsyncRead + Unpin>(
 }
 
 /// A connection's one timer and the body-idle deadline it watches: armed the first time
-/// something has to wait, re-armed only when it fires for an earlier deadline (a head's, a
-/// body's), so that a request that never waits costs no clock read and no timer work.
+/// something has to wait, re-armed only when it fires before the deadline asked about (an
+/// earlier head's, body's or attempt's) or is set for after it, so that a request that never
+/// waits costs no clock read and a request that waits costs no timer registration.
 #[derive(Default)]
 pub struct Idle {
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -323,6 +324,10 @@ impl Idle {
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() > deadline {
+            // armed for a later moment (another phase's deadline): this one comes first
+            timer.as_mut().reset(deadline);
+        }
         while timer.as_mut().poll(cx).is_ready() {
             if tokio::time::Instant::now() >= deadline {
                 return true;
@@ -665,6 +670,39 @@ pub fn encode_response_head(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn idle_until(idle: &mut Idle, deadline: tokio::time::Instant) {
+        std::future::poll_fn(|cx| {
+            if idle.passed(deadline, cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    async fn idle_passed_now(idle: &mut Idle, deadline: tokio::time::Instant) -> bool {
+        std::future::poll_fn(|cx| Poll::Ready(idle.passed(deadline, cx))).await
+    }
+
+    /// The connection's one timer serves deadlines in any order: one later than the armed
+    /// moment fires only at its own time, one earlier fires at its own time too.
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timer_honours_earlier_and_later_deadlines() {
+        use tokio::time::{Duration, Instant};
+        let mut idle = Idle::default();
+        let t0 = Instant::now();
+        // armed for 10 s, then waited on for 60 s: fires at 10 s, re-armed, done at 60 s
+        assert!(!idle_passed_now(&mut idle, t0 + Duration::from_secs(10)).await);
+        idle_until(&mut idle, t0 + Duration::from_secs(60)).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(60));
+        // armed for 30 s from now, then waited on for 1 s: done at 1 s
+        let t1 = Instant::now();
+        assert!(!idle_passed_now(&mut idle, t1 + Duration::from_secs(30)).await);
+        idle_until(&mut idle, t1 + Duration::from_secs(1)).await;
+        assert_eq!(t1.elapsed(), Duration::from_secs(1));
+    }
 
     fn encode(method: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<String, Error> {
         let headers: Vec<(String, String)> = headers

@@ -62,6 +62,8 @@ enum Failure {
     Connect(String),
     /// The connection broke after the request was (maybe) sent.
     Reset(String),
+    /// The deadline passed before the response head arrived.
+    Timeout,
 }
 
 impl Failure {
@@ -70,6 +72,7 @@ impl Failure {
             Failure::Forbidden => FetchError::Forbidden,
             Failure::Connect(_) => FetchError::Connect,
             Failure::Reset(_) => FetchError::Reset,
+            Failure::Timeout => FetchError::Timeout,
         }
     }
 }
@@ -210,12 +213,17 @@ impl Clients {
         if !a.allow_private && is_private_host(target.bare_host()) {
             return Err(FetchError::Forbidden);
         }
-        let exchange = self.exchange(&target, a.method, &a.headers, &body, a.allow_private);
-        let (head, lease) = match tokio::time::timeout_at(deadline, exchange).await {
-            Err(_) => return Err(FetchError::Timeout),
-            Ok(Err(f)) => return Err(f.fetch_error()),
-            Ok(Ok(x)) => x,
-        };
+        let (head, lease) = self
+            .exchange(
+                &target,
+                a.method,
+                &a.headers,
+                &body,
+                a.allow_private,
+                deadline,
+            )
+            .await
+            .map_err(|f| f.fetch_error())?;
         Ok(UpstreamResponse {
             status: head.status,
             headers: head.headers,
@@ -248,9 +256,17 @@ impl Clients {
                 "the destination is a private address (set allow_private = true to allow it)",
             )));
         }
+        let deadline = tokio::time::Instant::now() + timeout;
         let exchange = async {
             let (head, lease) = self
-                .exchange(&target, Method::Post, headers, body, allow_private)
+                .exchange(
+                    &target,
+                    Method::Post,
+                    headers,
+                    body,
+                    allow_private,
+                    deadline,
+                )
                 .await?;
             // drain (bounded by the same deadline) so the connection returns to the pool
             let _ = UpstreamBody::new(lease, head.body, head.keep_alive)
@@ -258,8 +274,8 @@ impl Clients {
                 .await;
             Ok::<u16, Failure>(head.status)
         };
-        match tokio::time::timeout(timeout, exchange).await {
-            Err(_) => Err(PostError::Timeout),
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Err(_) | Ok(Err(Failure::Timeout)) => Err(PostError::Timeout),
             Ok(Ok(status)) => Ok(status),
             Ok(Err(Failure::Forbidden)) => Err(PostError::Refused(String::from(
                 "the destination resolves to a private address (set allow_private = true to allow it)",
@@ -277,6 +293,7 @@ impl Clients {
         headers: &[(String, String)],
         body: &[u8],
         allow_private: bool,
+        deadline: tokio::time::Instant,
     ) -> Result<(h1::Head, Lease), Failure> {
         // a small body goes out with the head in one write; a large one after it, uncopied
         let inline = body.len() <= INLINE_BODY;
@@ -296,8 +313,14 @@ impl Clients {
         let head_request = method == Method::Head;
         // pooled connections first; one the peer closed while idle gives the request back
         while let Some(mut lease) = self.pool.checkout(target.origin) {
-            match lease.conn.round_trip(&wire, rest, head_request).await {
+            match lease
+                .conn
+                .round_trip_by(&wire, rest, head_request, deadline)
+                .await
+            {
                 Ok(head) => return Ok((head, lease)),
+                // the answer may still come: the connection goes (dropping the lease closes it)
+                Err(Trip::Late) => return Err(Failure::Timeout),
                 // closed before the request got through: take the next one
                 Err(Trip::Unsent(_)) => {}
                 // closed without a word, maybe after reading the request: only a request
@@ -306,14 +329,22 @@ impl Clients {
                 Err(Trip::Silent(m) | Trip::Broken(m)) => return Err(Failure::Reset(m)),
             }
         }
-        let conn = self.connect(target, allow_private).await?;
+        // connecting is rare (pooled connections are reused): a timer of its own
+        let conn = tokio::time::timeout_at(deadline, self.connect(target, allow_private))
+            .await
+            .map_err(|_| Failure::Timeout)??;
         let mut lease = Lease {
             pool: Arc::clone(&self.pool),
             origin: Arc::from(target.origin),
             conn,
         };
-        match lease.conn.round_trip(&wire, rest, head_request).await {
+        match lease
+            .conn
+            .round_trip_by(&wire, rest, head_request, deadline)
+            .await
+        {
             Ok(head) => Ok((head, lease)),
+            Err(Trip::Late) => Err(Failure::Timeout),
             Err(Trip::Unsent(m) | Trip::Silent(m) | Trip::Broken(m)) => Err(Failure::Reset(m)),
         }
     }
@@ -492,6 +523,8 @@ enum Trip {
     Silent(String),
     /// The connection broke after the response began, or the response is not HTTP.
     Broken(String),
+    /// The deadline passed first.
+    Late,
 }
 
 /// A connection's transport: plain TCP or TLS over it.
@@ -572,6 +605,31 @@ impl Conn {
     }
 
     /// Writes a request (`wire`, then `rest` of its body if any) and reads the response head.
+    /// [`Conn::round_trip`] by `deadline`, watched by the connection's own timer: armed once
+    /// and re-armed only when it fires before the deadline it watches, so a request that is
+    /// answered in time costs no timer registration (a tokio timeout per request registers
+    /// and removes a timer each time).
+    async fn round_trip_by(
+        &mut self,
+        wire: &[u8],
+        rest: &[u8],
+        head_request: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<h1::Head, Trip> {
+        let mut idle = std::mem::take(&mut self.idle);
+        let result = {
+            let mut trip = std::pin::pin!(self.round_trip(wire, rest, head_request));
+            std::future::poll_fn(|cx| match std::future::Future::poll(trip.as_mut(), cx) {
+                Poll::Ready(r) => Poll::Ready(r),
+                Poll::Pending if idle.passed(deadline, cx) => Poll::Ready(Err(Trip::Late)),
+                Poll::Pending => Poll::Pending,
+            })
+            .await
+        };
+        self.idle = idle;
+        result
+    }
+
     async fn round_trip(
         &mut self,
         wire: &[u8],
@@ -1047,6 +1105,58 @@ mod tests {
 
     /// A server answering each request with what `reply` makes of its head and body (and
     /// closing after it when told to); counts connections.
+    /// The attempt deadline on a pooled connection is watched by the connection's own timer,
+    /// which an earlier request left armed for later: the earlier deadline still wins, and the
+    /// connection that missed it is not reused.
+    #[tokio::test]
+    async fn a_pooled_connection_times_out_at_the_attempt_deadline() {
+        let (addr, conns) = scripted(|head, _| {
+            if head.contains("/slow") {
+                (Vec::new(), false)
+            } else {
+                (
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+                    false,
+                )
+            }
+        })
+        .await;
+        let c = Clients::new().expect("clients");
+        let fast = attempt(&format!("http://{addr}/fast"), true);
+        let r = c
+            .send(&fast, Bytes::new(), Duration::from_secs(5))
+            .await
+            .expect("answered");
+        assert_eq!(r.status, 200);
+        r.body.collect().await.expect("body");
+        let started = std::time::Instant::now();
+        let slow = attempt(&format!("http://{addr}/slow"), true);
+        let r = c
+            .send(&slow, Bytes::new(), Duration::from_millis(150))
+            .await;
+        let waited = started.elapsed();
+        assert!(matches!(r, Err(FetchError::Timeout)), "{:?}", r.err());
+        assert!(
+            waited >= Duration::from_millis(150) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        assert_eq!(
+            conns.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one pooled connection"
+        );
+        let r = c
+            .send(&fast, Bytes::new(), Duration::from_secs(5))
+            .await
+            .expect("answered");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            conns.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the late connection was closed"
+        );
+    }
+
     async fn scripted(
         reply: fn(&str, &[u8]) -> (Vec<u8>, bool),
     ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
