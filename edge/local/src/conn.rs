@@ -463,7 +463,7 @@ async fn write_answer(
     with_date(|date| h1::encode_response_head(out, status, &headers, framing, persist, date));
     drop(headers);
     if bodiless {
-        io.write_all(out).await?;
+        h1::write_fully(io, out).await?;
         return Ok(!close);
     }
     let mut sent: u64 = 0;
@@ -476,7 +476,7 @@ async fn write_answer(
         .await;
         match next {
             Next::Flush => {
-                io.write_all(out).await?;
+                h1::write_fully(io, out).await?;
                 out.clear();
             }
             Next::Frame(Some(Ok(frame))) => {
@@ -499,24 +499,24 @@ async fn write_answer(
                     out.extend_from_slice(b"\r\n");
                 }
                 if out.len() >= WRITE_CHUNK {
-                    io.write_all(out).await?;
+                    h1::write_fully(io, out).await?;
                     out.clear();
                 }
             }
             Next::Frame(Some(Err(e))) => {
                 // the head is out: all that is left is to cut the body short, visibly
-                let _ = io.write_all(out).await;
+                let _ = h1::write_fully(io, out).await;
                 return Err(std::io::Error::other(e));
             }
             Next::Frame(None) => {
                 if matches!(framing, Out::Length(n) if sent != n) {
-                    let _ = io.write_all(out).await;
+                    let _ = h1::write_fully(io, out).await;
                     return Err(std::io::Error::other("the body is shorter than it said"));
                 }
                 if framing == Out::Chunked {
                     out.extend_from_slice(b"0\r\n\r\n");
                 }
-                io.write_all(out).await?;
+                h1::write_fully(io, out).await?;
                 out.clear();
                 return Ok(!close);
             }

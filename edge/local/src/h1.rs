@@ -352,6 +352,25 @@ impl Idle {
     }
 }
 
+/// Writes all of `buf`: first straight to the socket (the usual case: there is room for a
+/// whole small message, and this skips the write future and tokio's readiness bookkeeping),
+/// then, for what did not fit, by waiting for room.
+///
+/// # Errors
+/// The socket's error.
+pub async fn write_fully(io: &mut tokio::net::TcpStream, buf: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let written = match io.try_write(buf) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    if written < buf.len() {
+        io.write_all(&buf[written..]).await?;
+    }
+    Ok(())
+}
+
 /// A decimal length of at most 19 digits (no sign, no spaces).
 fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
@@ -670,6 +689,35 @@ pub fn encode_response_head(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A buffer far larger than the socket takes at once goes out whole and in order: the
+    /// direct write sends what fits, waiting for room sends the rest.
+    #[tokio::test]
+    async fn write_fully_sends_what_does_not_fit_at_once() {
+        use tokio::io::AsyncReadExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut server, _) = l.accept().await.expect("accept");
+        let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+        let expected = data.clone();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.expect("read");
+            got
+        });
+        write_fully(&mut server, &data).await.expect("written");
+        write_fully(&mut server, b"")
+            .await
+            .expect("nothing to write");
+        drop(server);
+        assert!(
+            reader.await.expect("joined") == expected,
+            "bytes lost or reordered"
+        );
+    }
 
     async fn idle_until(idle: &mut Idle, deadline: tokio::time::Instant) {
         std::future::poll_fn(|cx| {

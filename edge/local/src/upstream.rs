@@ -638,7 +638,11 @@ impl Conn {
     ) -> Result<h1::Head, Trip> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let unsent = |e: std::io::Error| Trip::Unsent(format!("cannot send the request: {e}"));
-        self.io.write_all(wire).await.map_err(unsent)?;
+        match &mut self.io {
+            Io::Plain(s) => h1::write_fully(s, wire).await,
+            Io::Tls(_) => self.io.write_all(wire).await,
+        }
+        .map_err(unsent)?;
         if !rest.is_empty() {
             self.io.write_all(rest).await.map_err(|e| {
                 Trip::Broken(format!("the connection broke while sending the body: {e}"))
