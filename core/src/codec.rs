@@ -142,10 +142,18 @@ impl<'a> Reader<'a> {
 }
 
 /// Appends `v` as 16 lowercase hex digits (ids, trace and span ids).
+pub fn push_hex16(out: &mut String, v: u64) {
+    let digits = hex16(v);
+    // always ASCII digits and letters, so this never falls back to the empty string
+    out.push_str(core::str::from_utf8(&digits).unwrap_or_default());
+}
+
+/// `v` as 16 lowercase hex digits.
 ///
 /// All sixteen digits at once: the nibbles are spread one to a byte and turned into digits with
 /// a few word operations, instead of sixteen table lookups.
-pub fn push_hex16(out: &mut String, v: u64) {
+#[must_use]
+pub fn hex16(v: u64) -> [u8; 16] {
     let spread = |half: u32| {
         let mut x = u64::from(half);
         x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
@@ -159,8 +167,7 @@ pub fn push_hex16(out: &mut String, v: u64) {
     let mut digits = [0u8; 16];
     digits[..8].copy_from_slice(&hi);
     digits[8..].copy_from_slice(&lo);
-    // always ASCII digits and letters, so this never falls back to the empty string
-    out.push_str(core::str::from_utf8(&digits).unwrap_or_default());
+    digits
 }
 
 #[cfg(test)]

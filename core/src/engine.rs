@@ -719,19 +719,21 @@ pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut 
     out.retain(|(n, _)| !n.eq_ignore_ascii_case("traceparent"));
     // same draw order as ever: span id first, then a new trace id
     let span = rng.next_u64() | 1;
-    let mut tp = String::with_capacity(55);
-    tp.push_str("00-");
+    // built as bytes and checked as text once: `00-{trace id}-{span id}-{flags}`
+    let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-01";
     match incoming {
-        Some(t) => tp.push_str(&t[3..35]),
+        Some(t) => tp[3..35].copy_from_slice(&t.as_bytes()[3..35]),
         None => {
-            crate::codec::push_hex16(&mut tp, rng.next_u64() | 1);
-            crate::codec::push_hex16(&mut tp, rng.next_u64());
+            tp[3..19].copy_from_slice(&crate::codec::hex16(rng.next_u64() | 1));
+            tp[19..35].copy_from_slice(&crate::codec::hex16(rng.next_u64()));
         }
     }
-    tp.push('-');
-    crate::codec::push_hex16(&mut tp, span);
-    tp.push('-');
-    tp.push_str(incoming.map_or("01", |t| &t[53..55]));
+    tp[36..52].copy_from_slice(&crate::codec::hex16(span));
+    if let Some(t) = incoming {
+        tp[53..55].copy_from_slice(&t.as_bytes()[53..55]);
+    }
+    // hex digits, dashes and an incoming trace's checked hex: always text
+    let tp = String::from(core::str::from_utf8(&tp).unwrap_or_default());
     out.push((String::from("traceparent"), tp));
     out
 }

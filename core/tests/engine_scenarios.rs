@@ -692,4 +692,54 @@ fn incoming_traceparent_is_continued() {
     );
     assert_ne!(tp, incoming, "a new span id");
     assert!(tp.ends_with("-01"));
+    assert!(is_traceparent(tp), "{tp}");
+    // the caller's flags are kept
+    let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    let _ = send(&h, &r, Method::Get, "/api/y", &[("traceparent", unsampled)]);
+    let a = &h.requests()[1];
+    let tp = &a
+        .headers
+        .iter()
+        .find(|(k, _)| k == "traceparent")
+        .unwrap()
+        .1;
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && tp.ends_with("-00"),
+        "{tp}"
+    );
+    assert!(is_traceparent(tp), "{tp}");
+    // none (or an invalid one): a fresh trace, sampled
+    for given in [None, Some("00-XYZ-00f067aa0ba902b7-01")] {
+        let hs: Vec<(&str, &str)> = given.map(|g| ("traceparent", g)).into_iter().collect();
+        let before = h.requests().len();
+        let _ = send(&h, &r, Method::Get, "/api/z", &hs);
+        let a = &h.requests()[before];
+        let tp = &a
+            .headers
+            .iter()
+            .find(|(k, _)| k == "traceparent")
+            .unwrap()
+            .1;
+        assert!(is_traceparent(tp) && tp.ends_with("-01"), "{tp}");
+        assert!(!tp.contains("4bf92f3577b34da6"), "{tp}");
+    }
+}
+
+/// `00-{32 lowercase hex, not all zero}-{16 lowercase hex, not all zero}-{2 hex}`.
+fn is_traceparent(t: &str) -> bool {
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    };
+    let p: Vec<&str> = t.split('-').collect();
+    p.len() == 4
+        && p[0] == "00"
+        && p[1].len() == 32
+        && hex(p[1])
+        && p[1].bytes().any(|c| c != b'0')
+        && p[2].len() == 16
+        && hex(p[2])
+        && p[2].bytes().any(|c| c != b'0')
+        && p[3].len() == 2
+        && hex(p[3])
 }

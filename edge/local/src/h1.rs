@@ -133,6 +133,19 @@ pub struct Head {
 
 /// Appends `n` in decimal.
 fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    // statuses and small lengths: no buffer, no copy call
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
+    if n < 1000 {
+        if n >= 100 {
+            out.push(b'0' + (n / 100) as u8);
+        }
+        out.push(b'0' + (n / 10 % 10) as u8);
+        out.push(b'0' + (n % 10) as u8);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut n = n;
@@ -1028,7 +1041,22 @@ mod tests {
 
     #[test]
     fn decimals_are_written_whole() {
-        for n in [0, 7, 10, 204, 65_535, u64::MAX] {
+        let edges = [
+            0,
+            7,
+            9,
+            10,
+            11,
+            99,
+            100,
+            101,
+            204,
+            999,
+            1000,
+            65_535,
+            u64::MAX,
+        ];
+        for n in (0..=2000).chain(edges) {
             let mut out = b"x".to_vec();
             push_decimal(&mut out, n);
             assert_eq!(out, format!("x{n}").into_bytes());
