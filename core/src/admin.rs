@@ -305,7 +305,7 @@ pub fn explain(router: &Router, state: &State, req: &Request<'_>, now: Instant) 
         route: Some(RouteView {
             name: route.name.clone(),
             strategy: route.strategy.name(),
-            tenant: admitted.tenant.name.clone(),
+            tenant: admitted.tenant.name.clone().into_owned(),
             upstream_path,
             cacheable: admitted.cache_key.is_some(),
             max_attempts: route.retry.max_attempts,

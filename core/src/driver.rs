@@ -6,6 +6,7 @@
 //! The loop decides nothing itself either: it asks [`Router::admit`], [`Call::poll`] and the
 //! cache policy, and performs what they say.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::future::Future;
@@ -87,7 +88,7 @@ pub struct RequestLog {
     /// Request id.
     pub request_id: String,
     /// Tenant name, if known.
-    pub tenant: Option<String>,
+    pub tenant: Option<Cow<'static, str>>,
     /// Route name, if matched.
     pub route: Option<String>,
     /// Providers tried, in order.

@@ -31,6 +31,7 @@
 //! - A 429 or a `Retry-After` cools the provider down until the given time (not a breaker
 //!   failure); so does a rate-limit remaining count at or below the provider's `cooldown_below`.
 
+use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -131,8 +132,9 @@ impl core::fmt::Debug for Router {
 pub struct TenantId {
     /// Tenant index, `None` for the implicit `default`/`public` tenant.
     pub index: Option<usize>,
-    /// Tenant name (`default` when no tenants are configured, `public` on public routes).
-    pub name: String,
+    /// Tenant name (`default` when no tenants are configured, `public` on public routes;
+    /// those two are not allocated for every request).
+    pub name: Cow<'static, str>,
 }
 
 /// A request that passed admission.
@@ -447,7 +449,7 @@ impl Router {
         if tenants.is_empty() {
             return Ok(TenantId {
                 index: None,
-                name: String::from("default"),
+                name: Cow::Borrowed("default"),
             });
         }
         let key = headers.header("x-mosaic-key").or_else(|| bearer(headers));
@@ -462,7 +464,7 @@ impl Router {
             if let Some(i) = found {
                 return Ok(TenantId {
                     index: Some(i),
-                    name: tenants[i].name.clone(),
+                    name: Cow::Owned(tenants[i].name.clone()),
                 });
             }
             if !public {
@@ -472,7 +474,7 @@ impl Router {
         if public {
             return Ok(TenantId {
                 index: None,
-                name: String::from("public"),
+                name: Cow::Borrowed("public"),
             });
         }
         Err(Problem::new(
