@@ -71,9 +71,9 @@ fn class(status: u16) -> &'static str {
 impl Metrics {
     /// A request answered with `status`.
     pub fn count_request(&mut self, route: &str, status: u16) {
-        *slot(&mut self.requests, route)
-            .entry(class(status))
-            .or_default() += 1;
+        with_slot(&mut self.requests, route, |m| {
+            *m.entry(class(status)).or_default() += 1;
+        });
     }
     /// An attempt started (retries are counted by [`Metrics::count_retry`]).
     pub fn count_attempt(&mut self, _route: &str, _provider: &str, _retry: bool) {}
@@ -89,10 +89,10 @@ impl Metrics {
             AttemptResult::Status(s) => class(s),
             AttemptResult::Error(e) => e.name(),
         };
-        *slot(slot(&mut self.attempts, route), provider)
-            .entry(outcome)
-            .or_default() += 1;
-        slot(&mut self.latency, provider).observe(latency);
+        with_slot(&mut self.attempts, route, |m| {
+            with_slot(m, provider, |m| *m.entry(outcome).or_default() += 1);
+        });
+        with_slot(&mut self.latency, provider, |h| h.observe(latency));
     }
     /// A retry.
     pub fn count_retry(&mut self, route: &str) {
@@ -105,7 +105,9 @@ impl Metrics {
     }
     /// A cache lookup result: `hit`, `miss`, `stale`, `stale-if-error`, `bypass`.
     pub fn count_cache(&mut self, route: &str, result: &'static str) {
-        *slot(&mut self.cache, route).entry(result).or_default() += 1;
+        with_slot(&mut self.cache, route, |m| {
+            *m.entry(result).or_default() += 1
+        });
     }
     /// A request refused by a rate limit or quota.
     pub fn count_rate_limited(&mut self, tenant: &str) {
@@ -124,15 +126,19 @@ impl Metrics {
     }
 }
 
-/// The value under `key`, inserted empty when absent; allocates the key only then (counting
-/// happens on every request, new labels rarely).
-fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(String::from(key), V::default());
+/// Calls `f` with the value under `key`, inserted empty when absent. Counting happens on every
+/// request and new labels rarely: a present key costs one search and no allocation (a function
+/// returning the reference instead would need a second search, as the borrow checker cannot
+/// yet see that the first one's borrow ends on a miss).
+fn with_slot<V: Default, R>(
+    map: &mut BTreeMap<String, V>,
+    key: &str,
+    f: impl FnOnce(&mut V) -> R,
+) -> R {
+    if let Some(v) = map.get_mut(key) {
+        return f(v);
     }
-    // present: inserted just above if it was not
-    map.get_mut(key)
-        .unwrap_or_else(|| unreachable!("inserted above"))
+    f(map.entry(String::from(key)).or_default())
 }
 
 fn esc(s: &str) -> String {
