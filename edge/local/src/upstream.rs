@@ -209,7 +209,7 @@ impl Clients {
         body: Bytes,
         deadline: tokio::time::Instant,
     ) -> Result<UpstreamResponse<Body>, FetchError> {
-        let target = Target::parse(&a.url).ok_or(FetchError::Connect)?;
+        let target = Target::parse_cached(&a.url).ok_or(FetchError::Connect)?;
         if !a.allow_private && is_private_host(target.bare_host()) {
             return Err(FetchError::Forbidden);
         }
@@ -416,6 +416,54 @@ impl<'a> Target<'a> {
     /// The host without IPv6 brackets.
     fn bare_host(&self) -> &'a str {
         self.host.trim_start_matches('[').trim_end_matches(']')
+    }
+
+    /// [`Target::parse`], remembering the last origin parsed on this thread: core builds every
+    /// URL as a provider's base URL and a path, so most requests repeat the origin of the one
+    /// before, and then only the path needs looking at.
+    fn parse_cached(url: &'a str) -> Option<Target<'a>> {
+        /// An origin as parsed: the text, and where its parts lie in it.
+        struct Seen {
+            origin: String,
+            https: bool,
+            authority: usize,
+            host: (usize, usize),
+            port: u16,
+        }
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<Seen>> = const { std::cell::RefCell::new(None) };
+        }
+        let hit = LAST.with(|last| {
+            let last = last.borrow();
+            let s = last.as_ref()?;
+            let path = url.strip_prefix(s.origin.as_str())?;
+            if !(path.is_empty() || path.starts_with('/')) || path.as_bytes().contains(&b'#') {
+                return None;
+            }
+            let origin = &url[..s.origin.len()];
+            Some(Target {
+                https: s.https,
+                origin,
+                authority: &origin[s.authority..],
+                host: &origin[s.host.0..s.host.1],
+                port: s.port,
+                path: if path.is_empty() { "/" } else { path },
+            })
+        });
+        if hit.is_some() {
+            return hit;
+        }
+        let t = Target::parse(url)?;
+        let offset = |part: &str| part.as_ptr() as usize - url.as_ptr() as usize;
+        let seen = Seen {
+            origin: t.origin.to_string(),
+            https: t.https,
+            authority: offset(t.authority),
+            host: (offset(t.host), offset(t.host) + t.host.len()),
+            port: t.port,
+        };
+        LAST.with(|last| *last.borrow_mut() = Some(seen));
+        Some(t)
     }
 
     /// Splits an absolute `http(s)://authority/path?query` URL (core builds them); `None` for
@@ -934,6 +982,38 @@ mod tests {
             headers: Vec::new(),
             deadline: Instant::MAX,
             allow_private,
+        }
+    }
+
+    /// Parsing with the thread's last origin remembered gives exactly what a full parse gives,
+    /// whatever came before: same origin, other origins, prefixes of the origin, bad URLs.
+    #[test]
+    fn remembered_origins_parse_like_full_parses() {
+        let urls = [
+            "http://127.0.0.1:8080/a?b",
+            "http://127.0.0.1:8080/c",
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080?q",
+            "http://127.0.0.1:80800/x",
+            "http://127.0.0.1:8080/x#frag",
+            "http://127.0.0.1:8080@evil/x",
+            "http://127.0.0.1:80/x",
+            "http://127.0.0.1:8080/d",
+            "https://[::1]:9/x",
+            "https://[::1]:9/y?z",
+            "HTTPS://[::1]:9/y",
+            "https://api.github.com/repos/o/r",
+            "https://api.github.com.evil/x",
+            "https://api.github.com/",
+            "ftp://x/",
+        ];
+        fn view(t: Option<Target<'_>>) -> Option<(bool, &str, &str, &str, u16, &str)> {
+            t.map(|t| (t.https, t.origin, t.authority, t.host, t.port, t.path))
+        }
+        for _ in 0..2 {
+            for u in urls {
+                assert_eq!(view(Target::parse_cached(u)), view(Target::parse(u)), "{u}");
+            }
         }
     }
 
