@@ -384,6 +384,8 @@ async fn route(
                     );
                 }
             }
+            // the list's strings serve the next head parsed on this thread
+            crate::h1::recycle(headers);
             let log = std::mem::take(&mut reply.log);
             if reply.status == 400 && log.problem.is_some() {
                 // refused by the router as malformed (e.g. a bad target): what follows it on

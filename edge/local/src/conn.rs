@@ -461,7 +461,8 @@ async fn write_answer(
     };
     out.clear();
     with_date(|date| h1::encode_response_head(out, status, &headers, framing, persist, date));
-    drop(headers);
+    // the list's strings serve the next head parsed on this thread
+    h1::recycle(headers);
     if bodiless {
         h1::write_fully(io, out).await?;
         return Ok(!close);
