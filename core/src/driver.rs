@@ -52,6 +52,15 @@ pub trait Host {
     fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> impl Future<Output = ()>;
     /// Called once after a miss for `key` was handled (stored or not): wake collapsed waiters.
     fn cache_release(&self, _key: &str) {}
+    /// A header list whose strings the next call may write over (see
+    /// [`engine::upstream_headers_into`](crate::engine::upstream_headers_into)), when the host
+    /// keeps the lists of finished requests; `None` (the default) for a new one.
+    fn spare_headers(&self) -> Option<HeaderList> {
+        None
+    }
+    /// Takes back the upstream header list of a finished call, for [`Host::spare_headers`];
+    /// the default drops it.
+    fn recycle_headers(&self, _list: HeaderList) {}
     /// Buffers a body up to `cap` bytes; a longer body comes back intact as `Err` to stream.
     fn read_body(
         &self,
@@ -238,10 +247,12 @@ async fn run<H: Host>(
     // the call is built where it stays (it is large: moving it costs copies)
     let mut slot: Option<Call> = None;
     let mut step = Step::Wait;
+    let mut spare = host.spare_headers();
     let admitted: Admitted = match host.with_state(|s| {
         let a = router.admit(s, req, start)?;
         if a.cache_key.is_none() {
-            let call = slot.insert(Call::new(router, s, req, &a, start));
+            let spare = spare.take().unwrap_or_default();
+            let call = slot.insert(Call::new_reusing(router, s, req, &a, start, spare));
             step = call.poll_lending(router, s, start);
         }
         Ok::<_, Problem>(a)
@@ -293,7 +304,8 @@ async fn run<H: Host>(
     // and asks for the next step at once, so a request takes the state's lock once per step
     if slot.is_none() {
         host.with_state(|s| {
-            let call = slot.insert(Call::new(router, s, req, &admitted, now));
+            let spare = spare.take().unwrap_or_default();
+            let call = slot.insert(Call::new_reusing(router, s, req, &admitted, now, spare));
             step = call.poll_lending(router, s, now);
         });
     }
@@ -341,6 +353,8 @@ async fn run<H: Host>(
         .map(|a| router.config.providers[a.provider].id.clone())
         .collect();
     log.give_up = call.give_up_reason();
+    // the call has answered: its header list serves a later request
+    host.recycle_headers(call.take_headers());
     // `now` was read after the last await: the call has answered since without waiting
     log.latency = now.saturating_since(start);
 

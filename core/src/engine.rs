@@ -660,32 +660,45 @@ const PROXY_SET: [&str; 6] = [
 /// Builds the headers sent upstream (without credentials, which are per attempt).
 #[must_use]
 pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut Rng) -> HeaderList {
-    let connection = req.headers.header("connection");
     // room for the caller's headers and the four forwarding and tracing ones added below
     let mut out: HeaderList = Vec::with_capacity(req.headers.len() + 4);
-    out.extend(
-        req.headers
-            .iter()
-            .filter(|(n, _)| {
-                let n = n.as_str();
-                !is_hop_by_hop(n, connection)
-                    && !PROXY_SET.iter().any(|h| h.eq_ignore_ascii_case(n))
-                    && !n
-                        .get(..9)
-                        .is_some_and(|p| p.eq_ignore_ascii_case("x-mosaic-"))
-                    && (forward_caller_auth
-                        || !CALLER_CREDENTIALS.iter().any(|h| h.eq_ignore_ascii_case(n)))
-            })
-            .cloned(),
-    );
-    if !forward_caller_auth {
-        // never forward a caller's Authorization, even if forward flag is on for cookies only
-        out.retain(|(n, _)| !n.eq_ignore_ascii_case("x-mosaic-key"));
+    upstream_headers_into(req, forward_caller_auth, rng, &mut out);
+    out
+}
+
+/// [`upstream_headers`] written into `out`, whose entries' strings are reused (written over)
+/// and whose extra entries are dropped: a host that keeps the lists of finished requests
+/// saves an allocation per name and per value.
+pub fn upstream_headers_into(
+    req: &Request<'_>,
+    forward_caller_auth: bool,
+    rng: &mut Rng,
+    out: &mut HeaderList,
+) {
+    let connection = req.headers.header("connection");
+    let mut used = 0;
+    out.reserve((req.headers.len() + 4).saturating_sub(out.len()));
+    for (n, v) in req.headers.iter() {
+        let n = n.as_str();
+        let kept = !is_hop_by_hop(n, connection)
+            && !PROXY_SET.iter().any(|h| h.eq_ignore_ascii_case(n))
+            // ours: the caller's own is continued below, not passed on
+            && !n.eq_ignore_ascii_case("traceparent")
+            // never forwarded, whatever `forward_caller_auth` says (the tenant key among them)
+            && !n
+                .get(..9)
+                .is_some_and(|p| p.eq_ignore_ascii_case("x-mosaic-"))
+            && (forward_caller_auth
+                || !CALLER_CREDENTIALS.iter().any(|h| h.eq_ignore_ascii_case(n)));
+        if kept {
+            next_slot(out, &mut used, n).push_str(v);
+        }
     }
     let prior_xff = req.headers.header("x-forwarded-for");
     if let Some(ip) = req.client_ip {
         let host = req.host.unwrap_or("");
-        let mut forwarded = String::with_capacity(28 + ip.len() + host.len());
+        let forwarded = next_slot(out, &mut used, "forwarded");
+        forwarded.reserve(28 + ip.len() + host.len());
         forwarded.push_str("for=");
         if ip.contains(':') {
             forwarded.push_str("\"[");
@@ -701,24 +714,21 @@ pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut 
         } else {
             ";proto=http"
         });
-        out.push((String::from("forwarded"), forwarded));
-        out.push((
-            String::from("x-forwarded-for"),
-            match prior_xff {
-                Some(p) => format!("{p}, {ip}"),
-                None => String::from(ip),
-            },
-        ));
+        let xff = next_slot(out, &mut used, "x-forwarded-for");
+        if let Some(p) = prior_xff {
+            xff.push_str(p);
+            xff.push_str(", ");
+        }
+        xff.push_str(ip);
     }
     if let Some(h) = req.host {
-        out.push((String::from("x-forwarded-host"), String::from(h)));
+        next_slot(out, &mut used, "x-forwarded-host").push_str(h);
     }
     // W3C trace context: continue a valid incoming trace, else start one
     let incoming = req
         .headers
         .header("traceparent")
         .filter(|t| valid_traceparent(t));
-    out.retain(|(n, _)| !n.eq_ignore_ascii_case("traceparent"));
     // same draw order as ever: span id first, then a new trace id
     let span = rng.next_u64() | 1;
     // built as bytes and checked as text once: `00-{trace id}-{span id}-{flags}`
@@ -735,9 +745,25 @@ pub fn upstream_headers(req: &Request<'_>, forward_caller_auth: bool, rng: &mut 
         tp[53..55].copy_from_slice(&t.as_bytes()[53..55]);
     }
     // hex digits, dashes and an incoming trace's checked hex: always text
-    let tp = String::from(core::str::from_utf8(&tp).unwrap_or_default());
-    out.push((String::from("traceparent"), tp));
-    out
+    next_slot(out, &mut used, "traceparent")
+        .push_str(core::str::from_utf8(&tp).unwrap_or_default());
+    out.truncate(used);
+}
+
+/// The value of the next header of `out` (the `used`-th), named `name` and empty: an existing
+/// entry's strings are written over, a new entry is added past the end.
+fn next_slot<'o>(out: &'o mut HeaderList, used: &mut usize, name: &str) -> &'o mut String {
+    let i = *used;
+    *used += 1;
+    if i < out.len() {
+        let (n, v) = &mut out[i];
+        n.clear();
+        n.push_str(name);
+        v.clear();
+    } else {
+        out.push((String::from(name), String::new()));
+    }
+    &mut out[i].1
 }
 
 fn valid_traceparent(t: &str) -> bool {
@@ -836,6 +862,20 @@ impl Call {
         admitted: &Admitted,
         now: Instant,
     ) -> Call {
+        Call::new_reusing(router, state, req, admitted, now, Vec::new())
+    }
+
+    /// [`Call::new`], writing the upstream headers over `spare`'s strings (a finished call's
+    /// list, from [`Call::take_headers`]) instead of allocating new ones.
+    #[must_use]
+    pub fn new_reusing(
+        router: &Router,
+        state: &mut State,
+        req: &Request<'_>,
+        admitted: &Admitted,
+        now: Instant,
+        spare: HeaderList,
+    ) -> Call {
         let cfg = &router.config;
         let r = admitted.route;
         let route = &cfg.routes[r];
@@ -885,7 +925,8 @@ impl Call {
         let has_key = req.headers.header("idempotency-key").is_some();
         let retry_unsent_only =
             !(req.method.is_idempotent() || has_key || route.retry.non_idempotent);
-        let headers = upstream_headers(req, route.forward_caller_auth, &mut state.rng);
+        let mut headers = spare;
+        upstream_headers_into(req, route.forward_caller_auth, &mut state.rng, &mut headers);
         Call {
             route: r,
             method: req.method,
@@ -905,6 +946,13 @@ impl Call {
             lending: false,
             lent: None,
         }
+    }
+
+    /// Takes the call's upstream header list, for reuse by a later call
+    /// ([`Call::new_reusing`]); later attempts of this call would go without headers, so take
+    /// it only once the call has answered.
+    pub fn take_headers(&mut self) -> HeaderList {
+        core::mem::take(&mut self.headers)
     }
 
     /// The attempts so far.

@@ -743,3 +743,68 @@ fn is_traceparent(t: &str) -> bool {
         && p[3].len() == 2
         && hex(p[3])
 }
+
+/// Upstream headers written over a reused list (longer or shorter than needed, with junk in
+/// its strings) are exactly the headers built afresh, with the same random draws.
+#[test]
+fn upstream_headers_written_over_a_reused_list_match_fresh_ones() {
+    use mosaic_core::engine::{upstream_headers, upstream_headers_into, Request};
+    use mosaic_core::region::Locality;
+    use mosaic_core::rng::Rng;
+    let headers = hdrs(&[
+        ("Accept", "application/json"),
+        ("Connection", "x-drop"),
+        ("x-drop", "1"),
+        ("Authorization", "Bearer caller"),
+        ("X-Forwarded-For", "198.51.100.1"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        ("X-Mosaic-Key", "k"),
+        ("User-Agent", "t/1"),
+    ]);
+    for (https, ip, forward) in [(true, "203.0.113.9", false), (false, "2001:db8::1", true)] {
+        let req = Request {
+            method: Method::Get,
+            host: Some("edge.test"),
+            target: "/api/x",
+            headers: &headers,
+            client_ip: Some(ip),
+            https,
+            locality: Locality::default(),
+            id: "r",
+        };
+        let fresh = upstream_headers(&req, forward, &mut Rng::seed(5));
+        let junk = |n: usize| -> Vec<(String, String)> {
+            (0..n)
+                .map(|i| {
+                    (
+                        format!("junk-name-{i}-{}", "z".repeat(i * 7)),
+                        "v".repeat(i * 13),
+                    )
+                })
+                .collect()
+        };
+        for reused in [
+            Vec::new(),
+            junk(2),
+            junk(fresh.len()),
+            junk(fresh.len() + 9),
+        ] {
+            let mut out = reused;
+            upstream_headers_into(&req, forward, &mut Rng::seed(5), &mut out);
+            assert_eq!(out, fresh);
+        }
+        assert!(fresh
+            .iter()
+            .all(|(n, _)| n != "x-mosaic-key" && n != "x-drop"));
+        assert_eq!(fresh.iter().filter(|(n, _)| n == "traceparent").count(), 1);
+        assert_eq!(
+            fresh
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("authorization")),
+            forward
+        );
+    }
+}

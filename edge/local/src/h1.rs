@@ -436,6 +436,12 @@ pub fn recycle(list: Vec<(String, String)>) {
     bin::put(list);
 }
 
+/// A recycled header list (or a new one) for core to write upstream headers over.
+#[must_use]
+pub fn spare() -> Vec<(String, String)> {
+    bin::take(0)
+}
+
 /// A header list being filled from a parsed head, reusing a recycled list's strings.
 struct Headers {
     list: Vec<(String, String)>,

@@ -248,6 +248,14 @@ impl Host for LocalHost<'_> {
         f(&mut self.live.state())
     }
 
+    fn spare_headers(&self) -> Option<mosaic_core::http::HeaderList> {
+        Some(crate::h1::spare())
+    }
+
+    fn recycle_headers(&self, list: mosaic_core::http::HeaderList) {
+        crate::h1::recycle(list);
+    }
+
     async fn fetch(&self, attempt: &Attempt) -> Result<UpstreamResponse<Body>, FetchError> {
         // core made the attempt's deadline from the clock it was just given: no need to
         // read the clock again to arm the timer (a deadline already passed fails at once)
