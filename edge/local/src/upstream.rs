@@ -1187,8 +1187,6 @@ mod tests {
         }
     }
 
-    /// A server answering each request with what `reply` makes of its head and body (and
-    /// closing after it when told to); counts connections.
     /// The attempt deadline on a pooled connection is watched by the connection's own timer,
     /// which an earlier request left armed for later: the earlier deadline still wins, and the
     /// connection that missed it is not reused.
@@ -1241,6 +1239,8 @@ mod tests {
         );
     }
 
+    /// A server answering each request with what `reply` makes of its head and body (and
+    /// closing after it when told to); counts connections.
     async fn scripted(
         reply: fn(&str, &[u8]) -> (Vec<u8>, bool),
     ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
