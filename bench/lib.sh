@@ -32,3 +32,19 @@ http {
   scgi_temp_path $WORK/nginx/scgi;
 NGINX
 }
+
+# nginx directives (server level) that add the headers mosaic adds: Forwarded, X-Forwarded-For,
+# X-Forwarded-Host and traceparent to the upstream, x-mosaic-provider and x-mosaic-request-id to
+# the caller, with values nginx makes cheaply (its own random $request_id as the trace and
+# request id, a fixed parent span id). The load generator and the upstream share the machine's
+# cores with the proxy and parse these bytes: without them nginx would be measured doing less.
+nginx_same_headers() {
+  cat <<'NGINX'
+    proxy_set_header Forwarded "for=$remote_addr;host=$host;proto=$scheme";
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Host $host;
+    proxy_set_header traceparent "00-$request_id-b7ad6b7169203331-01";
+    add_header x-mosaic-provider ok;
+    add_header x-mosaic-request-id $request_id;
+NGINX
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Instructions per proxied request (callgrind), mosaic and nginx, on the happy path of
+# Instructions per proxied request (callgrind), mosaic and nginx (adding no header, and adding
+# the headers mosaic adds: see nginx_same_headers in bench/lib.sh), on the happy path of
 # bench/run.sh: each proxy runs under valgrind with one worker, serves 200 requests to warm up,
 # then the count is zeroed, N requests (BENCH_REQUESTS, 5000) are sent with oha and the count
 # is dumped and divided by N. User-space instructions only (the kernel's share is the same
@@ -34,7 +35,7 @@ trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-P_OK=$(free_port); P_MOSAIC=$(free_port); P_NGINX=$(free_port)
+P_OK=$(free_port); P_MOSAIC=$(free_port); P_NGINX=$(free_port); P_NGINX_SAME=$(free_port)
 "$MOCK" "$P_OK" 200 0 >/dev/null & PIDS+=($!)
 wait_port "$P_OK"
 
@@ -63,6 +64,13 @@ cat <<EOF
     proxy_set_header Connection "";
     location /happy/ { proxy_pass http://happy; }
   }
+  server {
+    listen 127.0.0.1:$P_NGINX_SAME;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+$(nginx_same_headers)
+    location /happy/ { proxy_pass http://happy; }
+  }
 }
 EOF
 } >"$WORK/nginx.conf"
@@ -82,10 +90,12 @@ count() { # name port command...
   kill "$pid" 2>/dev/null || true
   # the dump taken after zeroing is the one with the highest part number
   local dump total
-  dump=$(ls "$WORK/$name.out".* | sort -t. -k3 -n | tail -1)
+  dump=$(ls "$WORK/$name.out".* | awk -F. '{print $NF, $0}' | sort -n | tail -1 | cut -d' ' -f2-)
   total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   echo "$name: $((total / N)) instructions per proxied request ($total over $N)"
 }
 
 RUST_LOG=warn count mosaic "$P_MOSAIC" "$MOSAIC" serve --config "$WORK/mosaic.toml" --listen "127.0.0.1:$P_MOSAIC"
-count nginx "$P_NGINX" "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx"
+count nginx-adding-no-header "$P_NGINX" "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx"
+# the same nginx again (one worker serves both ports), counted on its like-for-like port
+count nginx-adding-the-same-headers "$P_NGINX_SAME" "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx"

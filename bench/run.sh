@@ -2,16 +2,21 @@
 # Benchmark: throughput and p50/p99 latency of
 #   direct      → a mock upstream,
 #   mosaic      → the same upstream through `mosaic serve`,
-#   nginx       → the same upstream through nginx configured for the same failover,
+#   nginx       → the same upstream through nginx configured for the same failover and to add
+#                 the same headers as mosaic (Forwarded, X-Forwarded-For, X-Forwarded-Host and
+#                 traceparent to the upstream; x-mosaic-provider and x-mosaic-request-id to the
+#                 caller), so that the load generator and the upstream, which share the machine's
+#                 cores with the proxy, parse the same bytes from both proxies,
+#   nginx-bare  → the same upstream through nginx adding nothing (happy path only),
 # on the happy path and in three failover scenarios (first provider refuses connections,
 # answers 500, or is slower than the 200 ms per-try timeout). Also mosaic's resident memory
 # idle and under load. Writes bench/RESULTS.md.
 #
-# The happy path is measured in BENCH_ROUNDS rounds of direct, mosaic, nginx in turn, and each
+# The happy path is measured in BENCH_ROUNDS rounds of direct, mosaic, nginx, nginx-bare in turn, and each
 # target's median round is reported: on a shared machine the background load drifts, and
 # interleaving lets the drift hit both proxies alike instead of whichever ran second.
 #
-# Bounded in time: about 2 minutes with the defaults. Everything runs on 127.0.0.1.
+# Bounded in time: about 2½ minutes with the defaults. Everything runs on 127.0.0.1.
 #
 # Needs: oha (cargo install oha --version 1.16.0 --locked), nginx (apt-get install nginx-light),
 #        python3. Knobs: BENCH_DURATION (5s per round), BENCH_ROUNDS (3),
@@ -48,7 +53,7 @@ trap cleanup EXIT
 . "$ROOT/bench/lib.sh"
 
 P_OK=$(free_port); P_BAD=$(free_port); P_SLOW=$(free_port); P_DOWN=$(free_port)
-P_MOSAIC=$(free_port); P_NGINX=$(free_port)
+P_MOSAIC=$(free_port); P_NGINX=$(free_port); P_NGINX_BARE=$(free_port)
 
 "$MOCK" "$P_OK" 200 0 >/dev/null & PIDS+=($!)
 "$MOCK" "$P_BAD" 500 0 >/dev/null & PIDS+=($!)
@@ -113,6 +118,7 @@ cat <<EOF
     listen 127.0.0.1:$P_NGINX;
     proxy_http_version 1.1;
     proxy_set_header Connection "";
+$(nginx_same_headers)
     proxy_next_upstream error timeout http_500 http_502 http_503 http_504;
     proxy_next_upstream_tries 3;
     proxy_connect_timeout 200ms;
@@ -122,6 +128,13 @@ cat <<EOF
     location /5xx/     { proxy_pass http://s500; }
     location /timeout/ { proxy_pass http://slow; }
   }
+  # the same proxying adding no header
+  server {
+    listen 127.0.0.1:$P_NGINX_BARE;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    location /happy/ { proxy_pass http://happy; }
+  }
 }
 EOF
 } >"$WORK/nginx.conf"
@@ -129,7 +142,7 @@ EOF
 RUST_LOG=warn "$MOSAIC" serve --config "$WORK/mosaic.toml" --listen "127.0.0.1:$P_MOSAIC" >"$WORK/mosaic.log" 2>&1 & MOSAIC_PID=$!
 PIDS+=("$MOSAIC_PID")
 "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx.out" 2>&1 & PIDS+=($!)
-wait_port "$P_MOSAIC"; wait_port "$P_NGINX"
+wait_port "$P_MOSAIC"; wait_port "$P_NGINX"; wait_port "$P_NGINX_BARE"
 sleep 1
 rss_kib() { awk "/^$2:/ {print \$2}" "/proc/$1/status"; }
 # CPU time (user and system, in clock ticks) of processes, for CPU per request
@@ -151,8 +164,9 @@ run() { # name url duration
 echo "warming up" >&2
 "$OHA" -z 2s -c "$CONC" --no-tui --output-format json "http://127.0.0.1:$P_MOSAIC/happy/x" >/dev/null
 "$OHA" -z 2s -c "$CONC" --no-tui --output-format json "http://127.0.0.1:$P_NGINX/happy/x" >/dev/null
+"$OHA" -z 2s -c "$CONC" --no-tui --output-format json "http://127.0.0.1:$P_NGINX_BARE/happy/x" >/dev/null
 echo "measuring ($DUR happy path, $FDUR per failover scenario, $CONC connections)" >&2
-MOSAIC_TICKS=0; NGINX_TICKS=0
+MOSAIC_TICKS=0; NGINX_TICKS=0; NGINX_BARE_TICKS=0
 for r in $(seq 1 "$ROUNDS"); do
   run "direct-$r"  "http://127.0.0.1:$P_OK/happy/x" "$DUR"
   T0=$(ticks "$MOSAIC_PID")
@@ -162,6 +176,9 @@ for r in $(seq 1 "$ROUNDS"); do
   T0=$(ticks $(NGINX_PIDS))
   run "nginx-$r"   "http://127.0.0.1:$P_NGINX/happy/x" "$DUR"
   NGINX_TICKS=$(( NGINX_TICKS + $(ticks $(NGINX_PIDS)) - T0 ))
+  T0=$(ticks $(NGINX_PIDS))
+  run "nginx-bare-$r" "http://127.0.0.1:$P_NGINX_BARE/happy/x" "$DUR"
+  NGINX_BARE_TICKS=$(( NGINX_BARE_TICKS + $(ticks $(NGINX_PIDS)) - T0 ))
 done
 for s in refused 5xx timeout; do
   run "mosaic-$s" "http://127.0.0.1:$P_MOSAIC/$s/x" "$FDUR"
@@ -172,5 +189,5 @@ sleep 2
 AFTER_RSS=$(rss_kib "$MOSAIC_PID" VmRSS)
 
 WORK="$WORK" CONC="$CONC" DUR="$DUR" ROUNDS="$ROUNDS" FDUR="$FDUR" IDLE_RSS="$IDLE_RSS" LOAD_RSS="$LOAD_RSS" PEAK_RSS="$PEAK_RSS" \
-AFTER_RSS="$AFTER_RSS" MOSAIC_TICKS="$MOSAIC_TICKS" NGINX_TICKS="$NGINX_TICKS" HZ="$(getconf CLK_TCK)" OUT="$ROOT/bench/RESULTS.md" python3 "$ROOT/bench/summarize.py"
+AFTER_RSS="$AFTER_RSS" MOSAIC_TICKS="$MOSAIC_TICKS" NGINX_TICKS="$NGINX_TICKS" NGINX_BARE_TICKS="$NGINX_BARE_TICKS" HZ="$(getconf CLK_TCK)" OUT="$ROOT/bench/RESULTS.md" python3 "$ROOT/bench/summarize.py"
 cat "$ROOT/bench/RESULTS.md"

@@ -61,6 +61,13 @@ pub trait Host {
     /// Takes back the upstream header list of a finished call, for [`Host::spare_headers`];
     /// the default drops it.
     fn recycle_headers(&self, _list: HeaderList) {}
+    /// Whether the host reads the strings of the reply's [`RequestLog`] (its route name and
+    /// providers, and its request id once the reply carries it in a header); when it says no,
+    /// a proxied reply leaves them empty and saves their copies. Everything else in the log
+    /// is filled either way. The default is yes.
+    fn keeps_log(&self) -> bool {
+        true
+    }
     /// Buffers a body up to `cap` bytes; a longer body comes back intact as `Err` to stream.
     fn read_body(
         &self,
@@ -264,7 +271,10 @@ async fn run<H: Host>(
         }
     };
     let route = &router.config.routes[admitted.route];
-    log.route = Some(route.name.clone());
+    let keep_log = host.keeps_log();
+    if keep_log {
+        log.route = Some(route.name.clone());
+    }
     log.tenant = Some(admitted.tenant.name.clone());
     let extra = admitted.limit_headers.clone();
 
@@ -347,11 +357,14 @@ async fn run<H: Host>(
         }
     };
     log.attempts = call.attempts().len() as u32;
-    log.providers = call
-        .attempts()
-        .iter()
-        .map(|a| router.config.providers[a.provider].id.clone())
-        .collect();
+    if keep_log {
+        log.providers = call
+            .attempts()
+            .iter()
+            .map(|a| router.config.providers[a.provider].id.clone())
+            .collect();
+    }
+    let last_provider = call.attempts().last().map(|a| a.provider);
     log.give_up = call.give_up_reason();
     // the call has answered: its header list serves a later request
     host.recycle_headers(call.take_headers());
@@ -389,7 +402,9 @@ async fn run<H: Host>(
                     }
                 }
                 Some(resp) => {
-                    let provider = log.providers.last().cloned().unwrap_or_default();
+                    let provider = last_provider
+                        .map(|p| router.config.providers[p].id.clone())
+                        .unwrap_or_default();
                     log.status = status;
                     let life = admitted.cache_key.as_ref().and_then(|_| {
                         cache::storable(&route.cache, status, &resp.headers[..], now)
@@ -403,7 +418,12 @@ async fn run<H: Host>(
                     let stored_headers = life.map(|_| downstream_headers(&upstream));
                     let mut headers = into_downstream(upstream, 3 + extra.len());
                     headers.push((String::from("x-mosaic-provider"), provider));
-                    headers.push((String::from("x-mosaic-request-id"), log.request_id.clone()));
+                    let id = if keep_log {
+                        log.request_id.clone()
+                    } else {
+                        core::mem::take(&mut log.request_id)
+                    };
+                    headers.push((String::from("x-mosaic-request-id"), id));
                     headers.extend(extra.iter().cloned());
                     let body = match (life, stored_headers, &admitted.cache_key) {
                         (Some(life), Some(stored_headers), Some(key)) => {

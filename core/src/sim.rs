@@ -128,6 +128,7 @@ struct Inner {
     rng: Rng,
     t0: Instant,
     state_visits: u64,
+    keep_log: bool,
 }
 
 /// The simulated host.
@@ -150,6 +151,7 @@ impl SimHost {
                 rng: Rng::seed(seed),
                 t0: start,
                 state_visits: 0,
+                keep_log: true,
             }),
         }
     }
@@ -218,6 +220,11 @@ impl SimHost {
         self.inner.borrow().state_visits
     }
 
+    /// Whether replies' log strings are asked for ([`Host::keeps_log`]; yes by default).
+    pub fn keep_log(&self, keep: bool) {
+        self.inner.borrow_mut().keep_log = keep;
+    }
+
     /// Keys in the KV store.
     #[must_use]
     pub fn kv_keys(&self) -> Vec<String> {
@@ -240,6 +247,10 @@ impl Host for SimHost {
         let mut i = self.inner.borrow_mut();
         i.state_visits += 1;
         f(&mut i.state)
+    }
+
+    fn keeps_log(&self) -> bool {
+        self.inner.borrow().keep_log
     }
 
     fn fetch(

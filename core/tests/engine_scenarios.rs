@@ -45,6 +45,38 @@ fn failover_on_connection_refused() {
     assert_eq!(rep.log.attempts, 2);
 }
 
+/// A host that writes no log line gets the same reply, headers included, with the log's
+/// strings left empty and its numbers filled.
+#[test]
+fn a_host_that_keeps_no_log_gets_the_same_reply_without_log_strings() {
+    let r = router(TWO);
+    let h = sim(&r);
+    h.keep_log(false);
+    h.upstream("a", Behaviour::Down);
+    let rep = get(&h, &r, "/api/x");
+    assert_eq!(rep.status, 200);
+    assert_eq!(header(&rep, "x-mosaic-provider"), Some("b"));
+    let id = header(&rep, "x-mosaic-request-id").expect("request id header");
+    assert!(!id.is_empty());
+    assert_eq!(rep.log.attempts, 2);
+    assert_eq!(rep.log.status, 200);
+    assert!(rep.log.providers.is_empty());
+    assert_eq!(rep.log.route, None);
+    assert_eq!(rep.log.request_id, "");
+    // the same request from a host that keeps its log: the header's id in the log too, and
+    // the names filled
+    h.keep_log(true);
+    let rep = get(&h, &r, "/api/x");
+    assert_eq!(header(&rep, "x-mosaic-provider"), Some("b"));
+    assert_eq!(
+        header(&rep, "x-mosaic-request-id"),
+        Some(rep.log.request_id.as_str())
+    );
+    assert_eq!(rep.log.providers.last().map(String::as_str), Some("b"));
+    assert_eq!(rep.log.providers.len(), rep.log.attempts as usize);
+    assert_eq!(rep.log.route.as_deref(), Some("api"));
+}
+
 /// Hosts share the state between concurrent requests under a lock: a request visits it once
 /// per step (admission with the call's first step, then each attempt's result with the next
 /// step), not once per engine call.

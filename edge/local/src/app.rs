@@ -21,9 +21,27 @@ use crate::conn::{Answer, Request as ConnRequest};
 use crate::host::{wall_now, Body, LiveRef, LocalHost, Shared};
 use crate::server;
 
+/// A request id: 16 lowercase hex digits, kept inline (no allocation per request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId([u8; 16]);
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // always hex digits, so this never falls back to the empty string
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
 /// A fresh request id: 16 hex digits, unique within the process and unpredictable across.
 #[must_use]
-pub fn request_id() -> String {
+pub fn request_id() -> RequestId {
     static SEED: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seed = *SEED.get_or_init(|| {
@@ -52,9 +70,7 @@ pub fn request_id() -> String {
     let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    let mut id = String::with_capacity(16);
-    mosaic_core::codec::push_hex16(&mut id, z ^ (z >> 31));
-    id
+    RequestId(mosaic_core::codec::hex16(z ^ (z >> 31)))
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -133,12 +149,20 @@ fn host_of<'a>(headers: &'a [(String, String)], target: &'a str) -> Option<Cow<'
         let rest = target.split_once("://")?.1;
         Some(rest.split(['/', '?']).next().unwrap_or(rest))
     })?;
-    let h = if let Some(rest) = raw.strip_prefix('[') {
+    let b = raw.as_bytes();
+    let h = if b.first() == Some(&b'[') {
+        let rest = &raw[1..];
         rest.split(']').next().unwrap_or("")
     } else {
-        match raw.rsplit_once(':') {
-            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => raw,
+        // a port is the digits after the last ':' (byte loops: this runs on every request)
+        let mut i = b.len();
+        while i > 0 && b[i - 1].is_ascii_digit() {
+            i -= 1;
+        }
+        if i > 0 && b[i - 1] == b':' {
+            &raw[..i - 1]
+        } else {
+            raw
         }
     };
     Some(if h.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -164,7 +188,7 @@ pub async fn handle(
         let path = path_of(&req.target).to_string();
         (std::time::Instant::now(), req.method.clone(), path)
     });
-    let (answer, mut log) = route(shared, live, req, peer_ip, &id).await;
+    let (answer, mut log) = route(shared, live, req, peer_ip, &id, logged.is_some()).await;
     if let Some((started, method, path)) = logged {
         if log.latency.is_zero() {
             log.latency = started.elapsed();
@@ -183,6 +207,7 @@ async fn route(
     req: ConnRequest<'_>,
     ip: &str,
     id: &str,
+    keep_log: bool,
 ) -> (Answer, RequestLog) {
     let server = &live.router.config.server;
     let plain_log = || RequestLog {
@@ -367,7 +392,11 @@ async fn route(
                 locality: Locality::default(),
                 id,
             };
-            let lh = LocalHost::new(shared, &live, body.clone());
+            let mut lh = LocalHost::new(shared, &live, body.clone());
+            if !keep_log {
+                // no log line: core need not copy the route's and providers' names into it
+                lh = lh.without_log();
+            }
             let mut reply = driver::handle(&lh, &live.router, &request, max_cache_body).await;
             if reply.revalidate {
                 let key = lh.looked_up.lock().ok().and_then(|mut k| k.take());
@@ -450,6 +479,33 @@ fn spawn_revalidate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The host without its port, lowercased, from the Host header or an absolute-form target.
+    #[test]
+    fn host_of_strips_ports_and_brackets_and_lowercases() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("example.com", Some("example.com")),
+            ("Example.COM:8080", Some("example.com")),
+            ("example.com:", Some("example.com")),
+            ("example.com:80a", Some("example.com:80a")),
+            ("a:b:443", Some("a:b")),
+            (":443", Some("")),
+            ("443", Some("443")),
+            ("[::1]:8787", Some("::1")),
+            ("[fe80::1", Some("fe80::1")),
+            ("", Some("")),
+        ];
+        for (raw, want) in cases {
+            let headers = vec![(String::from("Host"), String::from(*raw))];
+            assert_eq!(host_of(&headers, "/x").as_deref(), *want, "{raw:?}");
+        }
+        // no Host header: the authority of an absolute-form target, or nothing
+        assert_eq!(
+            host_of(&[], "http://API.example:9/a?b").as_deref(),
+            Some("api.example")
+        );
+        assert_eq!(host_of(&[], "/relative"), None);
+    }
 
     /// Request ids are 16 lowercase hex digits and never repeat within the process, across
     /// threads (each counts in its own block) as within one.

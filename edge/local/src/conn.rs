@@ -499,6 +499,10 @@ async fn write_answer(
                 if framing == Out::Chunked {
                     out.extend_from_slice(b"\r\n");
                 }
+                if body.is_end_stream() {
+                    // the body knows it is over: no need to poll it once more for its end
+                    break;
+                }
                 if out.len() >= WRITE_CHUNK {
                     h1::write_fully(io, out).await?;
                     out.clear();
@@ -509,20 +513,19 @@ async fn write_answer(
                 let _ = h1::write_fully(io, out).await;
                 return Err(std::io::Error::other(e));
             }
-            Next::Frame(None) => {
-                if matches!(framing, Out::Length(n) if sent != n) {
-                    let _ = h1::write_fully(io, out).await;
-                    return Err(std::io::Error::other("the body is shorter than it said"));
-                }
-                if framing == Out::Chunked {
-                    out.extend_from_slice(b"0\r\n\r\n");
-                }
-                h1::write_fully(io, out).await?;
-                out.clear();
-                return Ok(!close);
-            }
+            Next::Frame(None) => break,
         }
     }
+    if matches!(framing, Out::Length(n) if sent != n) {
+        let _ = h1::write_fully(io, out).await;
+        return Err(std::io::Error::other("the body is shorter than it said"));
+    }
+    if framing == Out::Chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    h1::write_fully(io, out).await?;
+    out.clear();
+    Ok(!close)
 }
 
 #[cfg(test)]
@@ -590,6 +593,57 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         (text, r.is_ok_and(|keep| keep))
+    }
+
+    /// A body that promises `len` bytes, gives `data` in one frame and then says it is over;
+    /// polled once more, it fails.
+    struct Short {
+        len: u64,
+        data: Option<Bytes>,
+    }
+
+    impl hyper::body::Body for Short {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            // polled again after it said it was over: an error, which the answer would show
+            Poll::Ready(Some(
+                self.data
+                    .take()
+                    .map(Frame::data)
+                    .ok_or_else(|| "polled after its end".into()),
+            ))
+        }
+        fn is_end_stream(&self) -> bool {
+            self.data.is_none()
+        }
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            hyper::body::SizeHint::with_exact(self.len)
+        }
+    }
+
+    /// A body that says it is over after its last frame is not polled again, and one that
+    /// says so short of its promised length fails the answer (the connection closes).
+    #[tokio::test]
+    async fn a_body_that_ends_itself_is_checked_against_its_length() {
+        let short = |len, data: &'static [u8]| {
+            BodyExt::boxed(Short {
+                len,
+                data: Some(Bytes::from_static(data)),
+            })
+        };
+        let (t, keep) = written(answer(200, &[], short(2, b"ab")), false, false, false).await;
+        assert_eq!(t, "HTTP/1.1 200 OK\ncontent-length: 2\n\nab");
+        assert!(keep);
+        let (t, keep) = written(answer(200, &[], short(5, b"ab")), false, false, false).await;
+        assert_eq!(t, "HTTP/1.1 200 OK\ncontent-length: 5\n\nab");
+        assert!(
+            !keep,
+            "a body shorter than its length cannot keep the connection"
+        );
     }
 
     #[tokio::test]

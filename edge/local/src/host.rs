@@ -181,6 +181,8 @@ pub struct LocalHost<'a> {
     leads: Mutex<Vec<Lead>>,
     /// The cache key this request looked up, if any (to dedupe background revalidation).
     pub looked_up: Mutex<Option<String>>,
+    /// Whether the request's log line is written ([`Host::keeps_log`]).
+    keep_log: bool,
 }
 
 impl<'a> LocalHost<'a> {
@@ -195,7 +197,16 @@ impl<'a> LocalHost<'a> {
             body,
             leads: Mutex::new(Vec::new()),
             looked_up: Mutex::new(None),
+            keep_log: true,
         }
+    }
+
+    /// The same host for a request whose log line is not written: core leaves the log's
+    /// strings empty ([`Host::keeps_log`]).
+    #[must_use]
+    pub fn without_log(mut self) -> Self {
+        self.keep_log = false;
+        self
     }
 
     async fn lookup(&self, key: &str) -> Option<Bytes> {
@@ -254,6 +265,10 @@ impl Host for LocalHost<'_> {
 
     fn recycle_headers(&self, list: mosaic_core::http::HeaderList) {
         crate::h1::recycle(list);
+    }
+
+    fn keeps_log(&self) -> bool {
+        self.keep_log
     }
 
     async fn fetch(&self, attempt: &Attempt) -> Result<UpstreamResponse<Body>, FetchError> {
