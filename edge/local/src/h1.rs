@@ -800,6 +800,30 @@ pub fn encode_response_head(
 mod tests {
     use super::*;
 
+    /// A response header whose value may not be sent is dropped whole (the lines around it
+    /// kept), and one in a request refuses the request.
+    #[test]
+    fn a_bad_value_drops_the_response_header_and_refuses_the_request() {
+        let headers = vec![
+            (String::from("x-a"), String::from("1")),
+            (
+                String::from("x-bad"),
+                String::from("long enough value\r\nx-evil: 1"),
+            ),
+            (String::from("x-b"), String::from("2")),
+        ];
+        let mut out = Vec::new();
+        encode_response_head(&mut out, 200, &headers, Out::Empty, Persist::Default, "D");
+        let text = String::from_utf8(out).expect("text");
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nx-a: 1\r\nx-b: 2\r\ndate: D\r\n\r\n"
+        );
+        let mut wire = Vec::new();
+        let r = encode_request(&mut wire, "GET", "/", "h", &headers, "a", b"", true);
+        assert_eq!(r, Err("a header value holds a control character"));
+    }
+
     /// Heads parsed into recycled lists come out exactly as into fresh ones: more headers or
     /// fewer than the recycled list had, names lowercased, values not UTF-8 decoded lossily,
     /// long values, request heads and response heads sharing the thread's lists.
