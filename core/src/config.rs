@@ -1647,6 +1647,15 @@ fn parse_auth(a: &RawAuth, at: &str, e: &mut Errs) -> AuthScheme {
                 );
                 return AuthScheme::None;
             };
+            if !crate::head::is_token(&h) {
+                // caught here, not as every request's failure to send (which would look like
+                // the provider failing and open its breaker)
+                e.push(
+                    format!("{at}.header"),
+                    format!("\"{h}\" is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)"),
+                );
+                return AuthScheme::None;
+            }
             secret.map_or(AuthScheme::None, |s| AuthScheme::Header(h, s))
         }
         other => {

@@ -379,6 +379,22 @@ impl Router {
                 _ => warnings.push(format!("secret `{r}` is not set")),
             }
         }
+        for p in &config.providers {
+            // a credential sent as it is (Basic encodes its own) must be sendable in a header
+            let raw = match &p.auth {
+                AuthScheme::Bearer(r) | AuthScheme::Token(r) | AuthScheme::Header(_, r) => r,
+                AuthScheme::None | AuthScheme::Basic(_) => continue,
+            };
+            if secrets
+                .get(raw)
+                .is_some_and(|s| !crate::head::is_field_value(s.expose()))
+            {
+                warnings.push(format!(
+                    "secret `{raw}` (provider `{}`'s credential) holds a control character such as a line break: it cannot be sent in a header, so every call to the provider fails until it is fixed",
+                    p.id
+                ));
+            }
+        }
         if config.admin_token.is_none() {
             warnings.push(String::from(
                 "no admin token configured ([server] admin_token): /_mosaic/* except health answers 401",

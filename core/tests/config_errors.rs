@@ -209,3 +209,68 @@ auth = { scheme = "bearer", secret = "ghp_0123456789:abcdef" }
         );
     }
 }
+
+/// A credential header name that is not a token is a configuration error at its key path, not
+/// a failure of every request sent to the provider.
+#[test]
+fn a_credential_header_name_must_be_a_token() {
+    let config = |name: &str| {
+        format!(
+            r#"
+[[providers]]
+id = "p"
+base_url = "https://p.example"
+auth = {{ scheme = "header", header = "{name}", secret = "env:P_KEY" }}
+"#
+        )
+    };
+    assert_eq!(
+        errors(&config("x api key")),
+        ["providers[0].auth.header: \"x api key\" is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)"]
+    );
+    assert_eq!(errors(&config("x-api-key")), Vec::<String>::new());
+}
+
+/// A credential that cannot be sent in a header (a line break inside the environment variable)
+/// is named in the router's warnings at startup; a sendable one, or one Basic auth encodes, is
+/// not.
+#[test]
+fn an_unsendable_credential_is_a_startup_warning() {
+    let raw: RawConfig = toml::from_str(
+        r#"
+[[providers]]
+id = "bearer"
+base_url = "https://b.example"
+auth = { scheme = "bearer", secret = "env:B" }
+[[providers]]
+id = "custom"
+base_url = "https://c.example"
+auth = { scheme = "header", header = "x-key", secret = "env:C" }
+[[providers]]
+id = "basic"
+base_url = "https://d.example"
+auth = { scheme = "basic", secret = "env:D" }
+"#,
+    )
+    .unwrap();
+    let config = raw.validate().unwrap();
+    let router = mosaic_core::Router::new(config, |r| {
+        Some(String::from(match r.to_string().as_str() {
+            // a trailing line break is trimmed; one inside is not
+            "env:B" => "tok\nen\n",
+            "env:C" => "fine-token",
+            _ => "user:pass\nword",
+        }))
+    });
+    let about: Vec<&String> = router
+        .warnings
+        .iter()
+        .filter(|w| w.contains("control character"))
+        .collect();
+    assert_eq!(about.len(), 1, "{:?}", router.warnings);
+    assert!(about[0].starts_with("secret `env:B` (provider `bearer`'s credential)"));
+    assert!(
+        !about[0].contains("tok"),
+        "the secret itself is never shown"
+    );
+}
