@@ -379,19 +379,33 @@ impl Router {
                 _ => warnings.push(format!("secret `{r}` is not set")),
             }
         }
-        for p in &config.providers {
-            // a credential sent as it is (Basic encodes its own) must be sendable in a header
-            let raw = match &p.auth {
-                AuthScheme::Bearer(r) | AuthScheme::Token(r) | AuthScheme::Header(_, r) => r,
-                AuthScheme::None | AuthScheme::Basic(_) => continue,
-            };
-            if secrets
-                .get(raw)
-                .is_some_and(|s| !crate::head::is_field_value(s.expose()))
-            {
+        // a credential sent as it is (Basic encodes its own) must be sendable in a header: the
+        // providers' own, and the tenants' for a provider (sent with the provider's scheme)
+        let sent_raw = |p: usize| !matches!(config.providers[p].auth, AuthScheme::Basic(_));
+        let credentials = config
+            .providers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.auth.secret().map(|r| (i, r, None)))
+            .chain(config.tenants.iter().flat_map(|t| {
+                t.credentials
+                    .iter()
+                    .map(move |(&i, r)| (i, r, Some(t.name.as_str())))
+            }));
+        for (p, r, tenant) in credentials {
+            let unsendable = secrets
+                .get(r)
+                .is_some_and(|s| !crate::head::is_field_value(s.expose()));
+            if p < config.providers.len() && sent_raw(p) && unsendable {
+                let whose = match tenant {
+                    Some(t) => format!(
+                        "tenant `{t}`'s credential for provider `{}`",
+                        config.providers[p].id
+                    ),
+                    None => format!("provider `{}`'s credential", config.providers[p].id),
+                };
                 warnings.push(format!(
-                    "secret `{raw}` (provider `{}`'s credential) holds a control character such as a line break: it cannot be sent in a header, so every call to the provider fails until it is fixed",
-                    p.id
+                    "secret `{r}` ({whose}) holds a control character such as a line break: it cannot be sent in a header, so every call with it fails until it is fixed"
                 ));
             }
         }

@@ -232,8 +232,8 @@ auth = {{ scheme = "header", header = "{name}", secret = "env:P_KEY" }}
 }
 
 /// A credential that cannot be sent in a header (a line break inside the environment variable)
-/// is named in the router's warnings at startup; a sendable one, or one Basic auth encodes, is
-/// not.
+/// is named in the router's warnings at startup, a provider's own or a tenant's for it; a
+/// sendable one, or one Basic auth encodes, is not.
 #[test]
 fn an_unsendable_credential_is_a_startup_warning() {
     let raw: RawConfig = toml::from_str(
@@ -250,6 +250,10 @@ auth = { scheme = "header", header = "x-key", secret = "env:C" }
 id = "basic"
 base_url = "https://d.example"
 auth = { scheme = "basic", secret = "env:D" }
+[[tenants]]
+name = "acme"
+keys = ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]
+credentials = { custom = "env:T", basic = "env:TB" }
 "#,
     )
     .unwrap();
@@ -259,6 +263,7 @@ auth = { scheme = "basic", secret = "env:D" }
             // a trailing line break is trimmed; one inside is not
             "env:B" => "tok\nen\n",
             "env:C" => "fine-token",
+            "env:T" => "tenant\ttoken\r\nx",
             _ => "user:pass\nword",
         }))
     });
@@ -267,10 +272,13 @@ auth = { scheme = "basic", secret = "env:D" }
         .iter()
         .filter(|w| w.contains("control character"))
         .collect();
-    assert_eq!(about.len(), 1, "{:?}", router.warnings);
+    assert_eq!(about.len(), 2, "{:?}", router.warnings);
     assert!(about[0].starts_with("secret `env:B` (provider `bearer`'s credential)"));
     assert!(
-        !about[0].contains("tok"),
+        about[1].starts_with("secret `env:T` (tenant `acme`'s credential for provider `custom`)")
+    );
+    assert!(
+        about.iter().all(|w| !w.contains("tok")),
         "the secret itself is never shown"
     );
 }
