@@ -10,12 +10,16 @@
 //! - [`v1`]: what a host calls to serve the normalized `/v1` API (plan who answers, rewrite
 //!   each attempt with the provider's plugin, normalize the answer), so no host decides.
 //!
+//! - [`app`]: the one application every host serves (front door, admin, `/hooks`, `/v1`,
+//!   proxying), over the small [`app::AppHost`] trait.
+//!
 //! Like the core, this crate is `#![no_std]` with `alloc`, does no I/O and reads no clock.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
 
 pub mod api;
+pub mod app;
 pub mod declarative;
 pub mod hooks;
 pub mod openapi;
