@@ -167,9 +167,6 @@ pub struct Inbound<'a, B> {
     pub locality: Locality,
     /// The request id.
     pub id: &'a str,
-    /// Whether the host will write the access line (when not, core need not copy names
-    /// into the log record).
-    pub keep_log: bool,
 }
 
 /// What to answer, and what follows.
@@ -193,6 +190,30 @@ impl<B> Handled<B> {
             close: false,
             after: Vec::new(),
             lines: Vec::new(),
+        }
+    }
+}
+
+/// The provider plugins in force for the declarations stored under [`PROVIDERS_KEY`]
+/// (`None`: none stored): built-ins plus the declarations, or built-ins only and an error line
+/// naming every key path when the stored set is refused.
+pub fn load_registry(stored: Option<&[u8]>) -> (Registry, Option<Value>) {
+    let mut r = Registry::new();
+    let Some(bytes) = stored else {
+        return (r, None);
+    };
+    match r.load_kv(bytes) {
+        Ok(_) => (r, None),
+        Err(errs) => {
+            let errors: Vec<String> = errs.0.iter().map(ToString::to_string).collect();
+            let mut line = event(
+                "error",
+                "mosaic::providers",
+                "declarative providers rejected; only the built-in ones are in force",
+            );
+            line["key"] = Value::from(PROVIDERS_KEY);
+            line["errors"] = Value::from(errors);
+            (Registry::new(), Some(line))
         }
     }
 }
