@@ -39,7 +39,7 @@ pub struct Revalidate {
     pub https: bool,
     /// Caller's place.
     pub locality: Locality,
-    /// The request body (the host that runs the job sends it).
+    /// The request body, sent again.
     pub body: alloc::vec::Vec<u8>,
 }
 
@@ -59,16 +59,6 @@ pub enum Job {
 }
 
 impl Job {
-    /// The request body a host sending this job needs (empty for a delivery, which carries its
-    /// own).
-    #[must_use]
-    pub fn body(&self) -> &[u8] {
-        match self {
-            Job::Deliver { .. } => &[],
-            Job::Revalidate(r) => &r.body,
-        }
-    }
-
     /// The id that keeps two tasks of one job apart (a delivery's id; a refresh's cache key).
     #[must_use]
     pub fn key(&self) -> String {
@@ -124,7 +114,11 @@ pub async fn run_job<H: AppHost>(
             };
             let max_cache_body =
                 usize::try_from(router.config.server.max_cache_body_bytes).unwrap_or(usize::MAX);
-            let reply = driver::refresh(host, router, &request, max_cache_body).await;
+            let sent = super::Sent {
+                host,
+                body: &r.body,
+            };
+            let reply = driver::refresh(&sent, router, &request, max_cache_body).await;
             // read a streamed body to its end (it was stored, or is not wanted): the
             // connection goes back to its pool
             if let ReplyBody::Stream(b) = reply.body {
@@ -144,7 +138,7 @@ async fn run_delivery<H: AppHost>(
     window: Window,
     seed: u64,
 ) -> Value {
-    let started = driver::Host::now(host);
+    let started = host.now();
     let defaults = DeliveryPolicy::default();
     let (policy, until) = match window {
         Window::Unbounded => (defaults, None),
@@ -172,7 +166,7 @@ async fn run_delivery<H: AppHost>(
             String::from("webhook event parked in the outbox; the outbox scan resumes it"),
         ),
     };
-    let elapsed: Duration = driver::Host::now(host).saturating_since(started);
+    let elapsed: Duration = host.now().saturating_since(started);
     let mut line = super::event("info", "mosaic::hooks", &format!("{message} ({why})"));
     if let Some(o) = line.as_object_mut() {
         o.insert("delivery".into(), d.id().into());

@@ -27,10 +27,11 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::future::Future;
+use core::time::Duration;
 
 use mosaic_core::admin::{health_json, state_json, CacheStats};
 use mosaic_core::driver::{self, cache_result, Reply, ReplyBody, RequestLog, UpstreamResponse};
-use mosaic_core::engine::{classify, Attempt, Endpoint, FetchError, Request, Router};
+use mosaic_core::engine::{classify, Attempt, Endpoint, FetchError, Request, Router, State};
 use mosaic_core::head::{check_head, HeadLimits};
 use mosaic_core::http::{HeaderList, Headers as _, Method};
 use mosaic_core::problem::{Problem, ProblemKind};
@@ -98,43 +99,134 @@ pub struct Reloaded {
     pub warnings: Vec<String>,
 }
 
-/// What a host provides to the application.
+/// What a host provides to the application, with [`HookHost`] (its clock, sleep, KV and a
+/// plain POST). One clock: [`HookHost::now`].
 ///
-/// Both supertraits have `now` and `sleep_until`; they must agree (one clock).
-pub trait AppHost: driver::Host + HookHost {
+/// The application adapts it to core's [`driver::Host`] itself (see `Sent` below): every
+/// upstream attempt goes through [`AppHost::send`] with the body the application read, so a
+/// host holds no request state of its own apart from the cache key it looked up.
+pub trait AppHost: HookHost {
     /// The platform's inbound body.
     type In;
+    /// The platform's upstream body (streamed to the caller unless a policy reads it).
+    type Body;
     /// Reads the inbound body, at most `cap` bytes ([`ReadError::TooLarge`] beyond: stop
     /// reading there).
     fn read_in(&self, body: Self::In, cap: u64)
         -> impl Future<Output = Result<Vec<u8>, ReadError>>;
-    /// Sends a `/v1` attempt (already rewritten by the provider's plugin) with `body` instead
-    /// of the request's own; otherwise exactly [`driver::Host::fetch`].
+    /// Performs an attempt with `body`; must give up at `attempt.deadline` with
+    /// [`FetchError::Timeout`] (see [`driver::Host::fetch`]).
     fn send(
         &self,
         attempt: &Attempt,
-        body: Vec<u8>,
+        body: &[u8],
     ) -> impl Future<Output = Result<UpstreamResponse<Self::Body>, FetchError>>;
+    /// Runs `f` with exclusive access to the router state (see [`driver::Host::with_state`]).
+    fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R;
+    /// Reads a cache entry (see [`driver::Host::cache_get`]); remembers `key` for
+    /// [`AppHost::looked_up`].
+    fn cache_get(&self, key: &str) -> impl Future<Output = Option<Vec<u8>>>;
+    /// Stores a cache entry for `ttl` (see [`driver::Host::cache_put`]).
+    fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> impl Future<Output = ()>;
+    /// Wakes collapsed waiters of `key` (see [`driver::Host::cache_release`]).
+    fn cache_release(&self, _key: &str) {}
+    /// Buffers an upstream body up to `cap` bytes (see [`driver::Host::read_body`]).
+    fn read_body(
+        &self,
+        body: Self::Body,
+        cap: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, Self::Body>>;
+    /// See [`driver::Host::spare_headers`].
+    fn spare_headers(&self) -> Option<HeaderList> {
+        None
+    }
+    /// See [`driver::Host::recycle_headers`].
+    fn recycle_headers(&self, _list: HeaderList) {}
+    /// See [`driver::Host::keeps_log`].
+    fn keeps_log(&self) -> bool {
+        true
+    }
     /// The platform's figures.
     fn platform(&self) -> Platform;
-    /// Re-reads the config source (see [`build`](self::build_router) for what is built) and
-    /// puts it in force; every error as `key.path: message` when the new text is refused (the
-    /// old configuration stays).
+    /// Re-reads the config source (see [`build_router`], [`pick_source`]) and puts it in
+    /// force; every error as `key.path: message` when the new text is refused (the old
+    /// configuration stays).
     fn reload(&self) -> impl Future<Output = Result<Reloaded, Vec<String>>>;
     /// The provider plugins in force (built-ins and declarations).
     fn registry(&self) -> &Registry;
     /// A validated declaration set was stored under [`PROVIDERS_KEY`]: put `registry` in force
     /// and rebuild the router so configured providers of a declared kind get its rate-limit
-    /// headers (state carried over).
+    /// headers (state carried over with [`reload_state`]).
     fn install_registry(&self, registry: Registry) -> impl Future<Output = ()>;
     /// Claims the background refresh of cache key `key` (stale-while-revalidate): `false` when
     /// one is already running (in this process, isolate, or — on Spin — anywhere, by a lease).
     fn claim_refresh(&self, key: &str) -> impl Future<Output = bool>;
     /// Ends a claim of [`AppHost::claim_refresh`].
     fn release_refresh(&self, key: &str) -> impl Future<Output = ()>;
-    /// The cache key of this request's last cache lookup (the host remembers it in
-    /// [`driver::Host::cache_get`]): the key a stale-while-revalidate refresh renews.
+    /// The cache key of this request's last [`AppHost::cache_get`]: the key a
+    /// stale-while-revalidate refresh renews.
     fn looked_up(&self) -> Option<String>;
+}
+
+/// Core's [`driver::Host`] over an [`AppHost`]: every attempt sent with `body`.
+pub(crate) struct Sent<'a, H> {
+    pub(crate) host: &'a H,
+    pub(crate) body: &'a [u8],
+}
+
+impl<H: AppHost> driver::Host for Sent<'_, H> {
+    type Body = H::Body;
+
+    fn now(&self) -> Instant {
+        self.host.now()
+    }
+
+    fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.host.with_state(f)
+    }
+
+    fn fetch(
+        &self,
+        attempt: &Attempt,
+    ) -> impl Future<Output = Result<UpstreamResponse<H::Body>, FetchError>> {
+        self.host.send(attempt, self.body)
+    }
+
+    fn sleep_until(&self, t: Instant) -> impl Future<Output = ()> {
+        self.host.sleep_until(t)
+    }
+
+    fn cache_get(&self, key: &str) -> impl Future<Output = Option<Vec<u8>>> {
+        self.host.cache_get(key)
+    }
+
+    fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> impl Future<Output = ()> {
+        self.host.cache_put(key, value, ttl)
+    }
+
+    fn cache_release(&self, key: &str) {
+        self.host.cache_release(key);
+    }
+
+    fn spare_headers(&self) -> Option<HeaderList> {
+        self.host.spare_headers()
+    }
+
+    fn recycle_headers(&self, list: HeaderList) {
+        self.host.recycle_headers(list);
+    }
+
+    fn keeps_log(&self) -> bool {
+        self.host.keeps_log()
+    }
+
+    fn read_body(
+        &self,
+        body: H::Body,
+        cap: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, H::Body>> {
+        self.host.read_body(body, cap)
+    }
 }
 
 /// What the application serves with: a router and its generation.
@@ -502,7 +594,8 @@ async fn proxy<H: AppHost>(
         locality: locality.clone(),
         id,
     };
-    let reply = driver::handle(host, router, &request, max_cache_body).await;
+    let sent = Sent { host, body: &body };
+    let reply = driver::handle(&sent, router, &request, max_cache_body).await;
     let close = reply.status == 400 && reply.log.problem.is_some();
     let mut after = Vec::new();
     if reply.revalidate {
@@ -579,7 +672,7 @@ async fn admin<H: AppHost>(
         }
         (Method::Get, "state") => {
             let p = host.platform();
-            let now = driver::Host::now(host);
+            let now = host.now();
             let mut v = host.with_state(|s| state_json(router, s, &p.cache, now));
             if let Some(o) = v.as_object_mut() {
                 o.insert(String::from("generation"), serving.generation.into());

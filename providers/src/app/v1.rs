@@ -34,7 +34,7 @@ impl<H: AppHost> driver::Host for V1Host<'_, H> {
     type Body = H::Body;
 
     fn now(&self) -> Instant {
-        driver::Host::now(self.inner)
+        self.inner.now()
     }
 
     fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
@@ -49,7 +49,11 @@ impl<H: AppHost> driver::Host for V1Host<'_, H> {
             self.tenant,
             attempt,
         ) {
-            Ok((a, body)) => self.inner.send(&a, body.unwrap_or_default()).await,
+            Ok((a, body)) => {
+                self.inner
+                    .send(&a, body.as_deref().unwrap_or_default())
+                    .await
+            }
             Err(u) => {
                 // not an upstream failure: end the call (Forbidden is final) and answer 501/400
                 *self.unsupported.borrow_mut() = Some(u);
@@ -59,7 +63,7 @@ impl<H: AppHost> driver::Host for V1Host<'_, H> {
     }
 
     async fn sleep_until(&self, t: Instant) {
-        driver::Host::sleep_until(self.inner, t).await;
+        self.inner.sleep_until(t).await;
     }
 
     async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
@@ -76,6 +80,10 @@ impl<H: AppHost> driver::Host for V1Host<'_, H> {
 
     async fn read_body(&self, body: H::Body, cap: usize) -> Result<Vec<u8>, H::Body> {
         self.inner.read_body(body, cap).await
+    }
+
+    fn keeps_log(&self) -> bool {
+        self.inner.keeps_log()
     }
 }
 
