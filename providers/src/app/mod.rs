@@ -273,6 +273,9 @@ pub struct Handled<B> {
     pub after: Vec<Job>,
     /// Log lines (JSON objects with `level`, `target`, `message`) to write now.
     pub lines: Vec<Value>,
+    /// The request's header list when nothing that follows needs it: a host that recycles
+    /// header lists takes it back.
+    pub headers: Option<HeaderList>,
 }
 
 impl<B> Handled<B> {
@@ -282,6 +285,7 @@ impl<B> Handled<B> {
             close: false,
             after: Vec::new(),
             lines: Vec::new(),
+            headers: None,
         }
     }
 }
@@ -598,27 +602,34 @@ async fn proxy<H: AppHost>(
     let reply = driver::handle(&sent, router, &request, max_cache_body).await;
     let close = reply.status == 400 && reply.log.problem.is_some();
     let mut after = Vec::new();
-    if reply.revalidate {
-        let key = host.looked_up();
-        if let Some(key) = key {
+    let key = if reply.revalidate { host.looked_up() } else { None };
+    let headers = match key {
+        Some(key) => {
+            let name = name.map(Cow::into_owned);
             after.push(Job::Revalidate(Revalidate {
                 key,
                 method,
-                host: name.map(Cow::into_owned),
+                host: name,
                 target: String::from(target),
-                headers: headers.clone(),
+                headers,
                 client_ip: client_ip.map(String::from),
                 https,
                 locality,
                 body,
             }));
+            None
         }
-    }
+        None => {
+            drop(name);
+            Some(headers)
+        }
+    };
     Handled {
         reply,
         close,
         after,
         lines: Vec::new(),
+        headers,
     }
 }
 
