@@ -299,6 +299,36 @@ fn read_providers(family: &V1Family, config: &Config) -> Vec<usize> {
         .map_or_else(Vec::new, |r| r.providers.clone())
 }
 
+fn plugin_of<'a>(
+    registry: &'a Registry,
+    kind: &str,
+    op: &Operation,
+) -> Result<&'a dyn crate::plugin::Provider, Unsupported> {
+    registry.get(kind).ok_or_else(|| {
+        Unsupported::because(
+            kind,
+            op.name(),
+            format!("no plugin for provider kind `{kind}`"),
+        )
+    })
+}
+
+/// Why provider `provider` cannot perform `op`, if it cannot: what [`rewrite_attempt`] refuses
+/// an attempt to it with (pure: the same answer every time).
+#[must_use]
+pub fn unsupported(
+    router: &Router,
+    registry: &Registry,
+    op: &Operation,
+    provider: usize,
+) -> Option<Unsupported> {
+    let p = router.config.providers.get(provider)?;
+    match plugin_of(registry, &p.kind, op) {
+        Ok(plugin) => plugin.map(op).err(),
+        Err(u) => Some(u),
+    }
+}
+
 /// Rewrites the engine's attempt into the attempted provider's own request: its plugin maps
 /// `op` (method, path and query on the provider's base URL, headers, body); the plugin's fixed
 /// headers replace the caller's of the same name; the engine's credential header is replaced
@@ -316,13 +346,7 @@ pub fn rewrite_attempt(
     attempt: &Attempt,
 ) -> Result<(Attempt, Option<Vec<u8>>), Unsupported> {
     let p = &router.config.providers[attempt.provider];
-    let plugin = registry.get(&p.kind).ok_or_else(|| {
-        Unsupported::because(
-            &p.kind,
-            op.name(),
-            format!("no plugin for provider kind `{}`", p.kind),
-        )
-    })?;
+    let plugin = plugin_of(registry, &p.kind, op)?;
     let req = plugin.map(op)?;
     let mut a = attempt.clone();
     a.method = req.method;

@@ -9,7 +9,7 @@ use mosaic_core::config::SecretRef;
 use mosaic_core::engine::Request;
 use mosaic_core::http::Method;
 use mosaic_core::region::{Continent, Locality};
-use mosaic_core::{Config, RawConfig, Router, State};
+use mosaic_core::{Config, Router, State};
 
 use crate::{server, store};
 
@@ -119,28 +119,9 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
     let shown = path.display();
     let text =
         std::fs::read_to_string(path).map_err(|e| vec![format!("{shown}: cannot read: {e}")])?;
-    let raw: RawConfig =
-        serde_path_to_error::deserialize(toml::Deserializer::new(&text)).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let at = inner
-                .span()
-                .map(|s| {
-                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                    format!(" (line {line})")
-                })
-                .unwrap_or_default();
-            let key = if key == "." {
-                String::new()
-            } else {
-                format!("{key}: ")
-            };
-            vec![format!("{shown}: {key}{}{at}", inner.message())]
-        })?;
-    let config = raw.validate().map_err(|errs| {
-        errs.0
-            .iter()
-            .map(|e| format!("{shown}: {}: {}", e.path, e.message))
+    let config = mosaic_providers::app::text::parse(&text).map_err(|errs| {
+        errs.into_iter()
+            .map(|e| format!("{shown}: {e}"))
             .collect::<Vec<_>>()
     })?;
     if let Some(f) = &config.server.ca_file {
@@ -166,11 +147,11 @@ pub fn resolve_secret(r: &SecretRef) -> Option<String> {
     }
 }
 
-/// Builds the router, resolving secrets, with the provider plugins' rate-limit headers.
+/// Builds the router, resolving secrets, with the provider plugins' rate-limit headers (the
+/// application's one build step).
 #[must_use]
-pub fn router(mut config: Config) -> Router {
-    crate::v1::registry().install_rate_limits(&mut config);
-    Router::new(config, resolve_secret)
+pub fn router(config: Config) -> Router {
+    mosaic_providers::app::build_router(config, &crate::v1::registry(), resolve_secret)
 }
 
 /// Entry point.

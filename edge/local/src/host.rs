@@ -1,9 +1,10 @@
-//! `mosaic_core::driver::Host` for tokio: the clock, sleeping, state access, upstream fetches,
-//! the two cache tiers with miss collapsing, and body buffering.
+//! The shared application's host ([`AppHost`], [`HookHost`]) for tokio: the clock, sleeping,
+//! state access, upstream sends, the two cache tiers with miss collapsing, the store as the
+//! application's key-value namespace, body buffering, and the platform's figures.
 //!
-//! A [`LocalHost`] lives for one request: it holds the request body (an attempt may need to
-//! resend it) and the cache keys this request leads, so that releasing or dropping it wakes
-//! the requests that collapsed onto its miss.
+//! A [`LocalHost`] lives for one request (or one background job): it holds the cache keys this
+//! request leads, so that releasing or dropping it wakes the requests that collapsed onto its
+//! miss.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
@@ -11,15 +12,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use http_body_util::Limited;
 use http_body_util::{BodyExt, BodyStream, StreamBody};
+use mosaic_core::admin::CacheStats;
 use mosaic_core::cache::{Entry, Freshness};
-use mosaic_core::driver::{Host, UpstreamResponse};
+use mosaic_core::driver::UpstreamResponse;
 use mosaic_core::engine::{Attempt, FetchError};
 use mosaic_core::time::Instant;
 use mosaic_core::{Router, State};
+use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded};
+use mosaic_providers::declarative::Registry;
+use mosaic_providers::hooks::{HookHost, KvError, PostError};
 
 use crate::cache::{Collapser, Lead, Turn, L1};
-use crate::store::{Kv, Store, CACHE_PREFIX};
+use crate::store::{Kv, Store, StoreError, CACHE_PREFIX};
 use crate::upstream::Clients;
 
 /// A boxed error for bodies.
@@ -67,6 +73,8 @@ pub struct Live {
     pub state: Mutex<State>,
     /// Bumped on every reload.
     pub generation: u64,
+    /// The provider plugins in force when it was built (built-ins and declarations).
+    pub registry: Arc<Registry>,
 }
 
 impl Live {
@@ -177,24 +185,21 @@ impl Shared {
 pub struct LocalHost<'a> {
     shared: &'a Shared,
     live: &'a Live,
-    body: Bytes,
     leads: Mutex<Vec<Lead>>,
     /// The cache key this request looked up, if any (to dedupe background revalidation).
     pub looked_up: Mutex<Option<String>>,
-    /// Whether the request's log line is written ([`Host::keeps_log`]).
+    /// Whether the request's log line is written ([`AppHost::keeps_log`]).
     keep_log: bool,
 }
 
 impl<'a> LocalHost<'a> {
-    /// A host for one request carrying `body`. It borrows what it needs: counting references
-    /// to process-wide values on every request would make the worker threads' cores trade
-    /// their cache lines.
+    /// A host for one request. It borrows what it needs: counting references to process-wide
+    /// values on every request would make the worker threads' cores trade their cache lines.
     #[must_use]
-    pub fn new(shared: &'a Shared, live: &'a Live, body: Bytes) -> LocalHost<'a> {
+    pub fn new(shared: &'a Shared, live: &'a Live) -> LocalHost<'a> {
         LocalHost {
             shared,
             live,
-            body,
             leads: Mutex::new(Vec::new()),
             looked_up: Mutex::new(None),
             keep_log: true,
@@ -202,7 +207,7 @@ impl<'a> LocalHost<'a> {
     }
 
     /// The same host for a request whose log line is not written: core leaves the log's
-    /// strings empty ([`Host::keeps_log`]).
+    /// strings empty ([`AppHost::keeps_log`]).
     #[must_use]
     pub fn without_log(mut self) -> Self {
         self.keep_log = false;
@@ -248,11 +253,135 @@ fn servable(bytes: &[u8], now: Instant) -> bool {
     })
 }
 
-impl Host for LocalHost<'_> {
-    type Body = Body;
+/// Namespace of the application's keys in the store (`mosaic:hooks:…`, `mosaic:providers`).
+pub const NS: &str = "mosaic:";
 
+fn kv(e: StoreError) -> KvError {
+    KvError(e.0)
+}
+
+/// Whether the operator allowed private addresses for destination `url` (as configured: the
+/// same URL is what the delivery record carries).
+fn allows_private(router: &Router, url: &str) -> bool {
+    router
+        .config
+        .webhooks
+        .iter()
+        .flat_map(|w| &w.destinations)
+        .any(|d| d.url == url && d.allow_private)
+}
+
+impl HookHost for LocalHost<'_> {
     fn now(&self) -> Instant {
         wall_now()
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.shared
+            .store
+            .get(&format!("{NS}{key}"))
+            .await
+            .map_err(kv)
+    }
+
+    async fn kv_put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<(), KvError> {
+        // durable: the outbox is what makes an accepted event survive a crash
+        self.shared
+            .store
+            .put(&format!("{NS}{key}"), value, ttl, true)
+            .await
+            .map_err(kv)
+    }
+
+    async fn kv_delete(&self, key: &str) -> Result<(), KvError> {
+        self.shared
+            .store
+            .delete(&format!("{NS}{key}"))
+            .await
+            .map_err(kv)
+    }
+
+    async fn kv_list(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+        let keys = self
+            .shared
+            .store
+            .list(&format!("{NS}{prefix}"))
+            .await
+            .map_err(kv)?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(NS).map(str::to_string))
+            .collect())
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<u16, PostError> {
+        let timeout = deadline.saturating_since(wall_now());
+        if timeout.is_zero() {
+            return Err(PostError::Timeout);
+        }
+        let allow_private = allows_private(&self.live.router, url);
+        let clients = Clients::local().map_err(PostError::Network)?;
+        clients
+            .post(url, headers, body, timeout, allow_private)
+            .await
+    }
+
+    async fn sleep_until(&self, t: Instant) {
+        let d = t.saturating_since(wall_now());
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
+impl<'a> AppHost for LocalHost<'a> {
+    type In = crate::conn::RequestBody<'a>;
+    type Body = Body;
+
+    async fn read_in(&self, body: Self::In, cap: u64) -> Result<Vec<u8>, ReadError> {
+        if hyper::body::Body::is_end_stream(&body) {
+            // most requests have no body: nothing to collect
+            return Ok(Vec::new());
+        }
+        match Limited::new(body, usize::try_from(cap).unwrap_or(usize::MAX))
+            .collect()
+            .await
+        {
+            Ok(c) => Ok(Vec::from(c.to_bytes())),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
+            Err(e) => Err(ReadError::Failed(e.to_string())),
+        }
+    }
+
+    async fn send(
+        &self,
+        attempt: &Attempt,
+        body: &[u8],
+    ) -> Result<UpstreamResponse<Body>, FetchError> {
+        // core made the attempt's deadline from the clock it was just given: no need to
+        // read the clock again to arm the timer (a deadline already passed fails at once)
+        let deadline = tokio::time::Instant::from_std(monotonic(attempt.deadline));
+        let clients = Clients::local().map_err(|e| {
+            tracing::error!(error = %e, "no HTTP client");
+            FetchError::Connect
+        })?;
+        let body = if body.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(body)
+        };
+        clients.send_by(attempt, body, deadline).await
     }
 
     fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
@@ -271,22 +400,62 @@ impl Host for LocalHost<'_> {
         self.keep_log
     }
 
-    async fn fetch(&self, attempt: &Attempt) -> Result<UpstreamResponse<Body>, FetchError> {
-        // core made the attempt's deadline from the clock it was just given: no need to
-        // read the clock again to arm the timer (a deadline already passed fails at once)
-        let deadline = tokio::time::Instant::from_std(monotonic(attempt.deadline));
-        let clients = Clients::local().map_err(|e| {
-            tracing::error!(error = %e, "no HTTP client");
-            FetchError::Connect
-        })?;
-        clients.send_by(attempt, self.body.clone(), deadline).await
+    fn platform(&self) -> Platform {
+        let (entries, bytes, capacity_bytes) = self.shared.l1.stats();
+        let store = self.shared.store.kind();
+        let connections = self.shared.connections.load(Ordering::Relaxed);
+        let mut extra = serde_json::Map::new();
+        extra.insert("connections".into(), connections.into());
+        Platform {
+            store,
+            ready: self.shared.store_ok.load(Ordering::Relaxed),
+            cache: CacheStats {
+                entries,
+                bytes,
+                capacity_bytes,
+                store: store.to_string(),
+                collapsed: self.shared.collapser.collapsed.load(Ordering::Relaxed),
+            },
+            extra,
+            metrics: format!(
+                "# HELP mosaic_connections Open client connections.\n# TYPE mosaic_connections gauge\nmosaic_connections {connections}\n"
+            ),
+        }
     }
 
-    async fn sleep_until(&self, t: Instant) {
-        let d = t.saturating_since(wall_now());
-        if !d.is_zero() {
-            tokio::time::sleep(d).await;
+    async fn reload(&self) -> Result<Reloaded, Vec<String>> {
+        let (generation, warnings) = crate::server::reload(self.shared).await?;
+        Ok(Reloaded {
+            generation,
+            source: "file",
+            warnings,
+        })
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.live.registry
+    }
+
+    async fn install_registry(&self, registry: Registry) {
+        crate::v1::install(registry);
+        crate::v1::refresh_router(self.shared).await;
+    }
+
+    async fn claim_refresh(&self, key: &str) -> bool {
+        self.shared
+            .revalidating
+            .lock()
+            .is_ok_and(|mut set| set.insert(key.to_string()))
+    }
+
+    async fn release_refresh(&self, key: &str) {
+        if let Ok(mut set) = self.shared.revalidating.lock() {
+            set.remove(key);
         }
+    }
+
+    fn looked_up(&self) -> Option<String> {
+        self.looked_up.lock().ok().and_then(|k| k.clone())
     }
 
     async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
@@ -394,6 +563,7 @@ mod tests {
             router: Router::new(config, |_| None),
             state: Mutex::new(state),
             generation,
+            registry: Arc::new(Registry::new()),
         }
     }
 

@@ -130,6 +130,7 @@ async fn serve(loaded: Loaded, listen: Option<String>) -> Result<(), String> {
         router,
         state: Mutex::new(state),
         generation: 1,
+        registry: crate::v1::registry(),
     };
     let shared = Arc::new(Shared::new(
         live,
@@ -469,6 +470,7 @@ pub async fn reload(shared: &Shared) -> Result<(u64, Vec<String>), Vec<String>> 
         router,
         state: Mutex::new(state),
         generation,
+        registry: crate::v1::registry(),
     });
     Ok((generation, warnings))
 }

@@ -602,7 +602,11 @@ async fn proxy<H: AppHost>(
     let reply = driver::handle(&sent, router, &request, max_cache_body).await;
     let close = reply.status == 400 && reply.log.problem.is_some();
     let mut after = Vec::new();
-    let key = if reply.revalidate { host.looked_up() } else { None };
+    let key = if reply.revalidate {
+        host.looked_up()
+    } else {
+        None
+    };
     let headers = match key {
         Some(key) => {
             let name = name.map(Cow::into_owned);

@@ -5,7 +5,7 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
 
 use mosaic_core::driver::{self, Reply, ReplyBody, UpstreamResponse};
@@ -17,7 +17,6 @@ use mosaic_core::time::Instant;
 
 use super::{bytes_reply, AppHost};
 use crate::api::Operation;
-use crate::plugin::Unsupported;
 use crate::v1::{self as plan, Answer};
 
 /// [`driver::Host`] for one `/v1` request: the host, with each attempt rewritten by the
@@ -27,7 +26,9 @@ struct V1Host<'a, H> {
     router: &'a Router,
     op: &'a Operation,
     tenant: Option<usize>,
-    unsupported: RefCell<Option<Unsupported>>,
+    /// The provider whose plugin refused the operation (`usize::MAX`: none), for
+    /// [`plan::unsupported`] after the call (an atomic: a native host's futures are `Send`).
+    refused: AtomicUsize,
 }
 
 impl<H: AppHost> driver::Host for V1Host<'_, H> {
@@ -54,9 +55,9 @@ impl<H: AppHost> driver::Host for V1Host<'_, H> {
                     .send(&a, body.as_deref().unwrap_or_default())
                     .await
             }
-            Err(u) => {
+            Err(_) => {
                 // not an upstream failure: end the call (Forbidden is final) and answer 501/400
-                *self.unsupported.borrow_mut() = Some(u);
+                self.refused.store(attempt.provider, Ordering::Relaxed);
                 Err(FetchError::Forbidden)
             }
         }
@@ -152,14 +153,17 @@ pub(super) async fn serve<H: AppHost>(
         router,
         op: &prepared.op,
         tenant: prepared.tenant,
-        unsupported: RefCell::new(None),
+        refused: AtomicUsize::new(usize::MAX),
     };
     let reply = driver::handle(&v1, router, &request, 0).await;
     let mut log = reply.log.clone();
     if log.route.is_none() {
         log.route = route();
     }
-    let unsupported = v1.unsupported.borrow_mut().take();
+    let unsupported = match v1.refused.load(Ordering::Relaxed) {
+        usize::MAX => None,
+        p => plan::unsupported(router, registry, &prepared.op, p),
+    };
     let answer = if let Some(u) = unsupported {
         Answer::unsupported(&u, id)
     } else if reply.log.problem.is_some() {
