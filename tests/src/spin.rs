@@ -3,7 +3,8 @@
 //! `spin-testhost` fixture composed in for `spin:key-value` and `spin:variables`).
 //!
 //! Nothing is built here: the test command (`scripts/test-spin`) builds the component and
-//! points `MOSAIC_SPIN_COMPONENT` at it. Every router gets a fresh key-value data directory;
+//! points `MOSAIC_SPIN_COMPONENT` at it; without it (or without the component or wasmtime)
+//! [`SpinComponent::from_env`] panics, so a missing build fails instead of passing. Every router gets a fresh key-value data directory;
 //! the config goes into it as the key `mosaic:config` (so [`Running::write_config`] changes
 //! it between requests, as an operator would with `spin kv set`), the test secrets are Spin
 //! variables, and `--max-instance-reuse-count 1` gives every request a fresh instance, as
@@ -33,18 +34,20 @@ pub struct SpinComponent {
 }
 
 impl SpinComponent {
-    /// The component `MOSAIC_SPIN_COMPONENT` points at; `None` (after printing a notice) when
-    /// it is unset, so that the Spin suite is skipped outside `scripts/test-spin`.
+    /// The component `MOSAIC_SPIN_COMPONENT` points at. A missing build fails, never passes
+    /// silently: `scripts/test-spin` builds the component and sets the variable, and a test
+    /// binary run without it (or without the component, `scripts/spin-serve` or wasmtime)
+    /// panics saying what to run.
     ///
     /// # Panics
-    /// When the variable is set but the file or `scripts/spin-serve` is missing.
+    /// When the variable is unset, or the component, `scripts/spin-serve` or the pinned
+    /// wasmtime is missing.
     #[must_use]
-    pub fn from_env() -> Option<SpinComponent> {
+    pub fn from_env() -> SpinComponent {
         let Some(path) = std::env::var_os(COMPONENT_ENV) else {
-            eprintln!(
-                "NOTICE: the Spin suite is skipped: {COMPONENT_ENV} is not set (run scripts/test-spin, which builds the component and sets it)"
+            panic!(
+                "{COMPONENT_ENV} is not set: the Spin suite runs against the built component; run scripts/test-spin, which builds it and sets {COMPONENT_ENV}"
             );
-            return None;
         };
         let component = PathBuf::from(path);
         assert!(
@@ -58,7 +61,13 @@ impl SpinComponent {
             "scripts/spin-serve is missing at {}",
             serve.display()
         );
-        Some(SpinComponent { component, serve })
+        let wasmtime = wasmtime();
+        assert!(
+            wasmtime.as_ref().is_some_and(|w| w.is_file()),
+            "wasmtime is not installed ({}): run scripts/install-spin-tools (scripts/test-spin does)",
+            wasmtime.map_or_else(|| String::from("no WASMTIME and no tools.env"), |w| w.display().to_string())
+        );
+        SpinComponent { component, serve }
     }
 
     /// Serves `config_toml` from a fresh data directory.
@@ -105,6 +114,28 @@ impl HostUnderTest for SpinComponent {
         self.spawn(config_toml)
             .map(|r| Box::new(r) as Box<dyn Running>)
     }
+}
+
+/// The wasmtime `scripts/spin-serve` runs: `WASMTIME`, else the one `tools.env` of
+/// `scripts/install-spin-tools` names.
+fn wasmtime() -> Option<PathBuf> {
+    if let Some(w) = std::env::var_os("WASMTIME") {
+        return Some(PathBuf::from(w));
+    }
+    let root = std::env::var_os("MOSAIC_SPIN_TOOLS_DIR").map_or_else(
+        || {
+            let cache = std::env::var_os("XDG_CACHE_HOME").map_or_else(
+                || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"),
+                PathBuf::from,
+            );
+            cache.join("mosaic/spin-tools")
+        },
+        PathBuf::from,
+    );
+    let env = std::fs::read_to_string(root.join("tools.env")).ok()?;
+    env.lines()
+        .find_map(|l| l.strip_prefix("WASMTIME="))
+        .map(|v| PathBuf::from(v.trim().trim_matches('"').trim_matches('\'')))
 }
 
 /// A `scripts/spin-serve` child; stopped (SIGTERM, which stops wasmtime) when dropped.

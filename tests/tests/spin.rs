@@ -3,8 +3,8 @@
 //! fresh instance per request as on Spin, against mock upstreams on 127.0.0.1.
 //!
 //! Run it with `scripts/test-spin` (builds the component, sets `MOSAIC_SPIN_COMPONENT`). Without
-//! that variable every test here prints a notice and passes without running; with it, a missing
-//! component or toolchain fails the tests.
+//! that variable, the component or the toolchain every test here fails, saying what to run: a
+//! missing build never passes silently (`scripts/test` leaves this binary to `scripts/test-spin`).
 //!
 //! Scenarios of the local suite not run here, and why:
 //! - `concurrent_misses_collapse`: collapsing concurrent misses needs memory shared by the
@@ -20,6 +20,7 @@
 use std::time::Duration;
 
 use mosaic_core::webhook::Scheme;
+use mosaic_tests::fixtures::{FixtureServer, Reply};
 use mosaic_tests::hooks::{
     self, admin, cloud_event as ce, github_headers, issue_body as hook_body, now, post_hook,
 };
@@ -28,8 +29,8 @@ use mosaic_tests::mock::{Behaviour, Mock};
 use mosaic_tests::scenarios::{self, eventually, provider, server, Client, Resp, UPSTREAM_TOKEN};
 use mosaic_tests::spin::{SpinComponent, SpinRouter};
 
-/// The component, or `None` (skip) outside scripts/test-spin.
-fn spin() -> Option<SpinComponent> {
+/// The component (panics outside scripts/test-spin).
+fn spin() -> SpinComponent {
     SpinComponent::from_env()
 }
 
@@ -37,7 +38,7 @@ macro_rules! scenario {
     ($name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            let Some(host) = spin() else { return };
+            let host = spin();
             scenarios::$name(&host).await;
         }
     };
@@ -59,7 +60,7 @@ scenario!(reload_good_and_bad);
 /// (a fresh instance) and a restarted server see.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_persists_across_requests_and_restarts() {
-    let Some(host) = spin() else { return };
+    let host = spin();
     let bad = Mock::start("bad", Behaviour::status(500)).await;
     let limited = Mock::start(
         "limited",
@@ -109,7 +110,7 @@ async fn state_persists_across_requests_and_restarts() {
 /// replaced by the provider's (Spin variable `mosaic_test_upstream`); no secret in the logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_and_credentials_without_client_address() {
-    let Some(host) = spin() else { return };
+    let host = spin();
     let up = Mock::start("up", Behaviour::ok().header("x-upstream", "1")).await;
     let cfg = format!(
         "{}[[providers]]\nid = \"up\"\nbase_url = \"{}/base\"\nallow_private = true\nauth = {{ scheme = \"bearer\", secret = \"secret:MOSAIC_TEST_UPSTREAM\" }}\n\n\
@@ -153,30 +154,45 @@ async fn headers_and_credentials_without_client_address() {
 }
 
 /// An invalid config with no accepted fallback answers 500 problem+json naming every key path;
-/// health is no exception.
+/// health still answers, 503 JSON (live, not ready) with the same errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_config_is_a_problem_naming_key_paths() {
-    let Some(host) = spin() else { return };
+    let host = spin();
     let bad = "[server]\nadmin_token = \"secret:MOSAIC_TEST_ADMIN\"\n\n[[providers]]\nid = \"p\"\nbase_url = \"ftp://x\"\n\n[[routes]]\nname = \"r\"\nmatch = { path = \"/x\" }\nproviders = [\"p\", \"ghost\"]\nstrategy = \"fastest\"\n";
     let r = host.spawn(bad).expect("start");
     let c = Client::new(&r.base_url());
-    for path in ["/x", "/_mosaic/health"] {
-        let resp = c.get(path).await;
-        assert_eq!(resp.status, 500, "{resp:?}");
-        assert_eq!(
-            resp.header("content-type"),
-            Some("application/problem+json")
+    let keys = [
+        "providers[0].base_url",
+        "routes[0].providers[1]",
+        "routes[0].strategy",
+    ];
+    let resp = c.get("/x").await;
+    assert_eq!(resp.status, 500, "{resp:?}");
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/problem+json")
+    );
+    let v: serde_json::Value = serde_json::from_str(&resp.body).expect("JSON");
+    assert_eq!(v["code"], "invalid-config");
+    let errors = v["errors"].to_string();
+    for key in keys {
+        assert!(errors.contains(key), "{key} missing from {errors}");
+    }
+    let health = c.get("/_mosaic/health").await;
+    assert_eq!(health.status, 503, "{health:?}");
+    assert_eq!(health.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&health.body).expect("JSON");
+    assert_eq!(
+        (&v["status"], &v["live"], &v["ready"]),
+        (&"unconfigured".into(), &true.into(), &false.into()),
+        "{v}"
+    );
+    assert_eq!(v["store"], "spin-kv");
+    for key in keys {
+        assert!(
+            v["errors"].to_string().contains(key),
+            "{key} missing from {v}"
         );
-        let v: serde_json::Value = serde_json::from_str(&resp.body).expect("JSON");
-        assert_eq!(v["code"], "invalid-config");
-        let errors = v["errors"].to_string();
-        for key in [
-            "providers[0].base_url",
-            "routes[0].providers[1]",
-            "routes[0].strategy",
-        ] {
-            assert!(errors.contains(key), "{key} missing from {errors}");
-        }
     }
     r.write_config("[server]\nlistenn = 1\n").expect("write");
     let resp = c.get("/x").await;
@@ -188,11 +204,36 @@ async fn invalid_config_is_a_problem_naming_key_paths() {
     );
 }
 
-/// The config can come from the Spin variable `config` instead of the key-value store; the
-/// variable wins over the KV key.
+/// With no configuration at all (no KV key, no variable), `/_mosaic/health` answers 503 JSON
+/// saying where to put one; every other path is 500 problem+json.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_from_the_spin_variable() {
-    let Some(host) = spin() else { return };
+async fn health_answers_without_a_config() {
+    let host = spin();
+    let r = host.spawn_with(None, &[]).expect("start");
+    let c = Client::new(&r.base_url());
+    let health = c.get("/_mosaic/health").await;
+    assert_eq!(health.status, 503, "{health:?}\n{}", r.logs());
+    let v: serde_json::Value = serde_json::from_str(&health.body).expect("health JSON");
+    assert_eq!(
+        (&v["status"], &v["live"], &v["ready"]),
+        (&"unconfigured".into(), &true.into(), &false.into()),
+        "{v}"
+    );
+    let errors = v["errors"].to_string();
+    assert!(
+        errors.contains("mosaic:config") && errors.contains("`config`"),
+        "{errors}"
+    );
+    let resp = c.get("/x").await;
+    assert_eq!(resp.status, 500, "{resp:?}");
+    assert!(resp.body.contains("invalid-config"), "{}", resp.body);
+}
+
+/// The config source precedence of every host: the key-value key `mosaic:config` when set, else
+/// the Spin variable `config`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_from_the_kv_key_then_the_spin_variable() {
+    let host = spin();
     let one = Mock::start("one", Behaviour::ok()).await;
     let two = Mock::start("two", Behaviour::ok()).await;
     let cfg = |p: &str| {
@@ -204,11 +245,29 @@ async fn config_from_the_spin_variable() {
         )
     };
     let r = host
-        .spawn_with(Some(&cfg("one")), &[("config", &cfg("two"))])
+        .spawn_with(None, &[("config", &cfg("two"))])
         .expect("start");
     let c = Client::new(&r.base_url());
-    assert_eq!(c.get("/a").await.from(), "two", "{}", r.logs());
+    assert_eq!(
+        c.get("/a").await.from(),
+        "two",
+        "the variable serves without a KV key:\n{}",
+        r.logs()
+    );
     assert_eq!(c.state().await["config"], "variable");
+    r.write_config(&cfg("one")).expect("write");
+    assert_eq!(
+        c.get("/a").await.from(),
+        "one",
+        "the KV key wins over the variable"
+    );
+    assert_eq!(c.state().await["config"], "kv");
+    r.write_config("  \n").expect("write");
+    assert_eq!(
+        c.get("/a").await.from(),
+        "two",
+        "a blank KV key counts as unset"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,7 +306,7 @@ fn status_of(answer: &str) -> &str {
 /// through cannot desynchronise the router and its upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_limits_absolute_form_and_smuggling() {
-    let Some(host) = spin() else { return };
+    let host = spin();
     let up = Mock::start("up", Behaviour::ok()).await;
     let cfg = format!(
         "{}{}[[routes]]\nname = \"r\"\nmatch = {{ path = \"/{{*rest}}\" }}\nproviders = [\"up\"]\n",
@@ -391,7 +450,7 @@ fn start_hooks(host: &SpinComponent, cfg: &str) -> SpinRouter {
 /// one attempt made before answering; a redelivery is a marked duplicate and not forwarded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_genuine_forwarded_inline_and_duplicate_not_again() {
-    let Some(host) = spin() else { return };
+    let host = spin();
     let dest = Mock::start("dest", Behaviour::ok()).await;
     let r = start_hooks(&host, &hook_config(&format!("{}/events", dest.url()), 3));
     let c = Client::new(&r.base_url());
@@ -459,7 +518,7 @@ async fn webhook_genuine_forwarded_inline_and_duplicate_not_again() {
 /// secret; an unknown endpoint is 404; nothing is forwarded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_forged_is_401_problem_without_the_secret() {
-    let Some(host) = spin() else { return };
+    let host = spin();
     let dest = Mock::start("dest", Behaviour::ok()).await;
     let r = start_hooks(&host, &hook_config(&format!("{}/events", dest.url()), 3));
     let c = Client::new(&r.base_url());
@@ -513,7 +572,7 @@ async fn webhook_forged_is_401_problem_without_the_secret() {
 /// delivery is parked in the KV outbox and a later, unrelated request resumes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_parked_then_resumed_by_a_later_request() {
-    let Some(host) = spin() else { return };
+    let host = spin();
     let dest = Mock::start("dest", Behaviour::ok()).await;
     dest.script([Behaviour::status(503)]);
     let r = start_hooks(&host, &hook_config(&format!("{}/events", dest.url()), 5));
@@ -548,7 +607,7 @@ async fn webhook_parked_then_resumed_by_a_later_request() {
 /// A permanent refusal dead-letters at once; the admin API lists the letter and replays it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_dead_letters_listed_and_replayed() {
-    let Some(host) = spin() else { return };
+    let host = spin();
     let dest = Mock::start("dest", Behaviour::ok()).await;
     dest.script([Behaviour::status(404)]);
     let r = start_hooks(&host, &hook_config(&format!("{}/events", dest.url()), 3));
@@ -567,10 +626,277 @@ async fn webhook_dead_letters_listed_and_replayed() {
     let replay = admin(&c, "POST", "/_mosaic/hooks/dead/gh:d%2Fdead:0/replay").await;
     assert_eq!(replay.status, 202, "{replay:?}\n{}", r.logs());
     let v: serde_json::Value = serde_json::from_str(&replay.body).expect("JSON");
-    assert_eq!(v["status"], "delivered", "{v}");
-    assert_eq!(dest.hits(), 2);
+    // the application's answer on every host; Spin runs the delivery before answering
+    assert_eq!(v["status"], "pending", "{v}");
+    assert_eq!(dest.hits(), 2, "{}", r.logs());
+    assert!(
+        r.logs().contains("replayed by the operator"),
+        "{}",
+        r.logs()
+    );
     let again = admin(&c, "POST", "/_mosaic/hooks/dead/gh:d%2Fdead:0/replay").await;
     assert_eq!(again.status, 404, "{again:?}");
     let list = admin(&c, "GET", "/_mosaic/hooks/dead").await;
     assert!(list.body.contains("\"dead_letters\":[]"), "{}", list.body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared application on Spin: `/v1`, plugin rate limits, declarative providers from KV.
+// ---------------------------------------------------------------------------------------------
+
+/// A provider of `kind` at `base`, with the test upstream credential.
+fn kind_provider(id: &str, kind: &str, base: &str) -> String {
+    format!(
+        "[[providers]]\nid = \"{id}\"\nkind = \"{kind}\"\nbase_url = \"{base}\"\nallow_private = true\nauth = {{ scheme = \"bearer\", secret = \"secret:MOSAIC_TEST_UPSTREAM\" }}\n\n"
+    )
+}
+
+/// GitHub `gh` and a Gitea mirror serving `/v1/git`.
+fn v1_pair(gh: &str, mirror: &str) -> String {
+    format!(
+        "{}{}{}[v1.git]\nproviders = [\"gh\", \"mirror\"]\nretry = {{ attempts = 3, backoff_base_ms = 20, backoff_max_ms = 50 }}\n",
+        server(""),
+        kind_provider("gh", "github", gh),
+        kind_provider("mirror", "gitea", mirror),
+    )
+}
+
+fn json(r: &Resp) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
+}
+
+/// `/v1/openapi.json` is answered by the router itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_openapi_document_is_served() {
+    let host = spin();
+    let up = FixtureServer::start().await;
+    let r = host.spawn(&v1_pair(&up.url(), &up.url())).expect("start");
+    let c = Client::new(&r.base_url());
+    let resp = c.get("/v1/openapi.json").await;
+    assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
+    assert!(
+        resp.header("content-type")
+            .is_some_and(|t| t.starts_with("application/json")),
+        "{resp:?}"
+    );
+    let v = json(&resp);
+    assert!(
+        v["openapi"].as_str().is_some_and(|s| s.starts_with("3.")),
+        "{v}"
+    );
+    let paths = v["paths"].as_object().expect("paths");
+    for p in [
+        "/v1/git/repos/{owner}/{repo}",
+        "/v1/ci/runs",
+        "/v1/kb/pages",
+        "/v1/pm/issues",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys());
+    }
+    assert_eq!(up.seen().len(), 0, "served by the router itself");
+}
+
+/// A `/v1` read fails over from GitHub (503) to the Gitea mirror, each attempt rewritten by its
+/// provider's plugin, and both answer with the same normalized envelope; a caller's
+/// `x-mosaic-v1-pin` is neither obeyed nor forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_get_repo_fails_over_with_the_normalized_envelope() {
+    let host = spin();
+    let up = FixtureServer::start().await;
+    let (repo_gh, repo_gitea) = (
+        "/gh/repos/octocat/Hello-World",
+        "/gitea/api/v1/repos/octocat/Hello-World",
+    );
+    up.on("GET", repo_gh, Reply::fixture(200, "github", "get_repo"));
+    up.on("GET", repo_gitea, Reply::fixture(200, "gitea", "get_repo"));
+    up.once(
+        repo_gh,
+        [Reply::json(503, &b"{\"message\":\"unavailable\"}"[..])],
+    );
+    let r = host
+        .spawn(&v1_pair(
+            &format!("{}/gh", up.url()),
+            &format!("{}/gitea/api/v1", up.url()),
+        ))
+        .expect("start");
+    let c = Client::new(&r.base_url());
+
+    let resp = c.get("/v1/git/repos/octocat/Hello-World").await;
+    assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
+    let via_mirror = json(&resp);
+    assert_eq!(via_mirror["provider"], "mirror", "{via_mirror}");
+    assert_eq!((up.hits(repo_gh), up.hits(repo_gitea)), (1, 1));
+    let gitea = up
+        .seen()
+        .into_iter()
+        .find(|s| s.target.starts_with("/gitea/"))
+        .expect("the mirror was asked");
+    assert_eq!(
+        gitea.header("authorization"),
+        Some(format!("token {UPSTREAM_TOKEN}").as_str()),
+        "the attempt was rewritten with Gitea's plugin"
+    );
+
+    let resp = c
+        .send(
+            "GET",
+            "/v1/git/repos/octocat/Hello-World",
+            &[("x-mosaic-v1-pin", "mirror")],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let via_github = json(&resp);
+    assert_eq!(
+        via_github["provider"], "gh",
+        "the caller's pin is not obeyed: {via_github}"
+    );
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v["data"]
+            .as_object()
+            .expect("an object")
+            .keys()
+            .cloned()
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&via_mirror),
+        keys(&via_github),
+        "same normalized shape"
+    );
+    assert_eq!(
+        via_mirror["data"]["full_name"],
+        via_github["data"]["full_name"]
+    );
+    assert_eq!(via_github["data"]["full_name"], "octocat/Hello-World");
+    let seen = up.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter().all(|s| s.header("x-mosaic-v1-pin").is_none()),
+        "a pin header reached an upstream: {seen:?}"
+    );
+}
+
+/// The plugins' rate-limit headers are installed on Spin too: a GitHub answer with
+/// `x-ratelimit-remaining: 0` cools GitHub down until its reset (kept in the state snapshot),
+/// so the next requests, each a fresh instance, go to the other provider before any 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_rate_limit_headers_cool_a_provider_down() {
+    let host = spin();
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + 60;
+    let gh = Mock::start(
+        "gh",
+        Behaviour::ok()
+            .header("x-ratelimit-limit", "5000")
+            .header("x-ratelimit-remaining", "0")
+            .header("x-ratelimit-reset", &reset.to_string()),
+    )
+    .await;
+    let other = Mock::start("other", Behaviour::ok()).await;
+    let cfg = format!(
+        "{}[[providers]]\nid = \"gh\"\nkind = \"github\"\nbase_url = \"{}\"\nallow_private = true\n\n{}[[routes]]\nname = \"r\"\nmatch = {{ path = \"/r/{{*rest}}\" }}\nproviders = [\"gh\", \"other\"]\n",
+        server(""),
+        gh.url(),
+        provider("other", &other.url()),
+    );
+    let r = host.spawn(&cfg).expect("start");
+    let c = Client::new(&r.base_url());
+    assert_eq!(
+        c.get("/r/a").await.from(),
+        "gh",
+        "the last request of the budget is answered"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            c.get("/r/a").await.from(),
+            "other",
+            "GitHub cools down until its reset:\n{}",
+            r.logs()
+        );
+    }
+    assert_eq!(
+        gh.hits(),
+        1,
+        "GitHub is not called again, so it never answers 429"
+    );
+    let state = c.state().await;
+    let cooling = state["providers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["id"] == "gh")
+        .and_then(|p| p["cooling_down_ms"].as_u64())
+        .unwrap_or(0);
+    assert!(
+        (50_000..=61_000).contains(&cooling),
+        "GitHub cools down until its reset: {cooling} ms"
+    );
+}
+
+const ACME: &str = r#"{"providers": [{"kind": "acme-git",
+    "base_url": "https://git.acme.example/api",
+    "auth": {"scheme": "header", "header": "X-Acme-Token"},
+    "operations": {"git.get_repo": {"method": "GET", "path": "/v2/projects/{owner}/{repo}",
+        "response": {"id": "/uid", "name": "/slug", "full_name": "/path", "owner": "/group"}}}}]}"#;
+
+/// A declarative provider stored with `PUT /_mosaic/providers` serves `/v1` from the next
+/// request on (each request loads the stored set from KV); a refused set changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declarative_provider_stored_in_kv_serves_v1() {
+    let host = spin();
+    let up = FixtureServer::start().await;
+    up.on(
+        "GET",
+        "/acme/v2/projects/team/svc",
+        Reply::json(
+            200,
+            &br#"{"uid": 9, "slug": "svc", "path": "team/svc", "group": "team"}"#[..],
+        ),
+    );
+    let cfg = format!(
+        "{}{}[v1.git]\nproviders = [\"acme\"]\n",
+        server(""),
+        kind_provider("acme", "acme-git", &format!("{}/acme", up.url()))
+    );
+    let r = host.spawn(&cfg).expect("start");
+    let c = Client::new(&r.base_url());
+    let resp = c.get("/v1/git/repos/team/svc").await;
+    assert_eq!(resp.status, 400, "not declared yet: {resp:?}");
+    let auth = format!("Bearer {}", mosaic_tests::host::ADMIN_TOKEN);
+    let admin = [("authorization", auth.as_str())];
+    let put = |body: &'static str| {
+        c.send(
+            "PUT",
+            "/_mosaic/providers",
+            &admin,
+            body.as_bytes().to_vec(),
+        )
+    };
+    let resp = put("{not json").await;
+    assert_eq!(resp.status, 400, "{resp:?}");
+    let resp = put(ACME).await;
+    assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
+    assert!(
+        r.kv_get("providers").is_some(),
+        "the declarations are in the store"
+    );
+    let resp = c.get("/v1/git/repos/team/svc").await;
+    assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
+    let v = json(&resp);
+    assert_eq!(
+        (&v["provider"], &v["data"]["full_name"]),
+        (&"acme".into(), &"team/svc".into()),
+        "{v}"
+    );
+    let s = up.seen().pop().expect("acme was asked");
+    assert_eq!(s.header("x-acme-token"), Some(UPSTREAM_TOKEN));
+    let resp = c
+        .send("GET", "/_mosaic/providers", &admin, Vec::new())
+        .await;
+    assert_eq!(json(&resp)["declared"][0], "acme-git", "{resp:?}");
 }

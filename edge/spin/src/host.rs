@@ -1,31 +1,30 @@
-//! `mosaic_core::driver::Host` for one Spin request: the WASI clocks, outbound HTTP through
-//! spin-sdk, the router state held for the request, and the cache in the key-value store.
+//! [`SpinHost`]: the one [`AppHost`] of a Spin request — the WASI clocks, outbound HTTP through
+//! spin-sdk, the key-value store (state snapshot, cache tier, webhook KV, leases), and the
+//! router and state of the request.
 //!
 //! Spin gives every request a fresh instance, so a [`SpinHost`] is the whole life of the
-//! state: it is read from the store once when the request starts ([`SpinHost::load_state`])
-//! and written back once at the end, only when core counted a material change
-//! ([`SpinHost::save_state`]).
+//! state: read from the store once when the request starts ([`crate::config::open`]) and
+//! written back only when core counted a material change ([`SpinHost::save_state`]).
 
-use core::cell::{Cell, RefCell};
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
-use core::time::Duration;
+use core::cell::{Cell, OnceCell, RefCell};
+use core::{future::Future, pin::Pin, task::Context, task::Poll, time::Duration};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use mosaic_core::cache::{Entry, Freshness};
-use mosaic_core::driver::{Host, UpstreamResponse};
 use mosaic_core::engine::{Attempt, FetchError};
-use mosaic_core::target::is_private_host;
-use mosaic_core::time::Instant;
-use mosaic_core::{snapshot, Config, State};
+use mosaic_core::{admin::CacheStats, driver::UpstreamResponse, http::is_hop_by_hop};
+use mosaic_core::{snapshot, target::is_private_host, time::Instant, Router, State};
+use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded, Source, GOOD_KEY};
+use mosaic_providers::{declarative::Registry, hooks::HookHost, hooks::KvError, hooks::PostError};
 use sha2::{Digest, Sha256};
 use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::http::types::ErrorCode;
-use spin_sdk::wasip3::http_compat::IncomingResponseBody;
+use spin_sdk::wasip3::http_compat::{IncomingRequestBody, IncomingResponseBody};
 
+/// The store kind shown by health and state.
+pub const STORE_KIND: &str = "spin-kv";
 /// KV key of the state snapshot.
 pub const STATE_KEY: &str = "mosaic:state";
 /// Prefix of cache entries in the KV store.
@@ -36,6 +35,9 @@ pub const REFRESH_PREFIX: &str = "mosaic:refresh:";
 const REFRESH_LEASE: Duration = Duration::from_secs(30);
 /// Keys longer than this are stored under a hash (Spin limits keys to 255 bytes).
 const MAX_PLAIN_KEY: usize = 200;
+/// First bytes of a value stored with a TTL (then 8 bytes of expiry in µs, little endian):
+/// Spin's store has no TTL of its own.
+pub const TTL_MAGIC: &[u8; 4] = b"MTTL";
 
 /// The wall clock as core's [`Instant`] (µs since the Unix epoch).
 #[must_use]
@@ -46,21 +48,14 @@ pub fn wall_now() -> Instant {
     Instant::from_micros(micros)
 }
 
-/// The KV key of cache entry `key`: plain when short, else a SHA-256 of it.
+/// The KV key of cache entry `key` under `prefix`: plain when short, else a SHA-256 of it.
 #[must_use]
-pub fn cache_kv_key(key: &str) -> String {
+pub fn cache_kv_key(prefix: &str, key: &str) -> String {
     if key.len() <= MAX_PLAIN_KEY {
-        format!("{CACHE_PREFIX}{key}")
-    } else {
-        let d = Sha256::digest(key.as_bytes());
-        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{CACHE_PREFIX}sha256:{hex}")
+        return format!("{prefix}{key}");
     }
-}
-
-/// The KV key of the refresh marker of cache entry `key`.
-fn refresh_kv_key(key: &str) -> String {
-    cache_kv_key(key).replacen(CACHE_PREFIX, REFRESH_PREFIX, 1)
+    let hex: String = Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}sha256:{hex}")
 }
 
 /// An upstream response body: possibly some bytes already read, then the rest of the stream.
@@ -69,308 +64,298 @@ pub struct UpBody {
     rest: Option<IncomingResponseBody>,
 }
 
+type Polled = Poll<Option<Result<Frame<Bytes>, ErrorCode>>>;
+
 impl Body for UpBody {
     type Data = Bytes;
     type Error = ErrorCode;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled {
         if let Some(h) = self.head.take() {
-            if !h.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(h))));
-            }
+            return Poll::Ready(Some(Ok(Frame::data(h))));
         }
-        match self.rest.as_mut() {
-            Some(r) => Pin::new(r).poll_frame(cx),
-            None => Poll::Ready(None),
-        }
+        self.rest.as_mut().map_or(Poll::Ready(None), |r| Pin::new(r).poll_frame(cx))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.head.as_ref().is_none_or(Bytes::is_empty)
-            && self.rest.as_ref().is_none_or(Body::is_end_stream)
+        self.head.is_none() && self.rest.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        let head = self.head.as_ref().map_or(0, |h| h.len() as u64);
-        let mut hint = self.rest.as_ref().map_or_else(
-            || SizeHint::with_exact(0),
-            |r| {
-                let mut h = SizeHint::new();
-                h.set_lower(r.size_hint().lower());
-                if let Some(u) = r.size_hint().upper() {
-                    h.set_upper(u);
-                }
-                h
-            },
-        );
-        hint.set_lower(hint.lower().saturating_add(head));
-        if let Some(u) = hint.upper() {
-            hint.set_upper(u.saturating_add(head));
+        // a body read up to its cap and handed back streams without a length
+        match (&self.head, &self.rest) {
+            (None, Some(r)) => r.size_hint(),
+            _ => SizeHint::default(),
         }
-        hint
     }
 }
 
 /// Whichever of two futures finishes first (`Ok` = the first).
-pub(crate) async fn race<A: Future, B: Future>(a: A, b: B) -> Result<A::Output, B::Output> {
+pub async fn race<A: Future, B: Future>(a: A, b: B) -> Result<A::Output, B::Output> {
     let mut a = core::pin::pin!(a);
     let mut b = core::pin::pin!(b);
     core::future::poll_fn(|cx| {
         if let Poll::Ready(v) = a.as_mut().poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        if let Poll::Ready(v) = b.as_mut().poll(cx) {
-            return Poll::Ready(Err(v));
-        }
-        Poll::Pending
+        b.as_mut().poll(cx).map(Err)
     })
     .await
 }
 
-/// Headers a wasi:http client refuses to send (hop-by-hop, or set by the runtime).
-pub(crate) fn forbidden_outbound(name: &str) -> bool {
-    [
-        "host",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "upgrade",
-        "http2-settings",
-        "content-length",
-    ]
-    .iter()
-    .any(|f| name.eq_ignore_ascii_case(f))
-}
-
 /// Maps a wasi:http error to core's failure classes, once, here.
-pub(crate) fn classify_error(e: &ErrorCode) -> FetchError {
+fn classify_error(e: &ErrorCode) -> FetchError {
+    use ErrorCode as E;
+    use FetchError::{Connect, Forbidden, Reset, Timeout};
     match e {
-        ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => FetchError::Forbidden,
-        ErrorCode::DnsTimeout
-        | ErrorCode::DnsError(_)
-        | ErrorCode::DestinationNotFound
-        | ErrorCode::DestinationUnavailable
-        | ErrorCode::DestinationIpUnroutable
-        | ErrorCode::ConnectionRefused
-        | ErrorCode::ConnectionTimeout
-        | ErrorCode::ConnectionLimitReached
-        | ErrorCode::TlsProtocolError
-        | ErrorCode::TlsCertificateError
-        | ErrorCode::TlsAlertReceived(_)
-        | ErrorCode::HttpRequestMethodInvalid
-        | ErrorCode::HttpRequestUriInvalid
-        | ErrorCode::ConfigurationError => FetchError::Connect,
-        ErrorCode::ConnectionReadTimeout
-        | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::HttpResponseTimeout => FetchError::Timeout,
-        _ => FetchError::Reset,
+        E::HttpRequestDenied | E::DestinationIpProhibited => Forbidden,
+        E::ConnectionReadTimeout | E::ConnectionWriteTimeout | E::HttpResponseTimeout => Timeout,
+        E::DnsTimeout | E::DnsError(_) | E::DestinationNotFound => Connect,
+        E::DestinationUnavailable | E::DestinationIpUnroutable => Connect,
+        E::ConnectionRefused | E::ConnectionTimeout => Connect,
+        E::ConnectionLimitReached | E::TlsProtocolError | E::TlsCertificateError => Connect,
+        E::TlsAlertReceived(_) | E::HttpRequestMethodInvalid | E::HttpRequestUriInvalid => Connect,
+        E::ConfigurationError => Connect,
+        _ => Reset,
     }
 }
 
-/// The host of one request (and of its background refresh, if any).
+/// Sends one request through spin-sdk, raced against a `wasi:clocks` timer until `deadline`;
+/// a failure as core's class and a message. IP literals and names core knows to be internal
+/// are refused unless `allow_private`; names that *resolve* to private addresses are Spin's
+/// `allowed_outbound_hosts` business.
+async fn send_http(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Bytes,
+    deadline: Instant,
+    allow_private: bool,
+) -> Result<spin_sdk::http::Response, (FetchError, String)> {
+    let timeout = deadline.saturating_since(wall_now());
+    if timeout.is_zero() {
+        return Err((FetchError::Timeout, String::from("no time left")));
+    }
+    let uri: http::Uri =
+        url.parse().map_err(|_| (FetchError::Connect, format!("{url} does not parse")))?;
+    let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    if !allow_private && is_private_host(host) {
+        let why = format!("{host} is a private address and allow_private is not set");
+        return Err((FetchError::Forbidden, why));
+    }
+    let mut req = http::Request::builder().method(method).uri(uri);
+    for (n, v) in headers {
+        // what a wasi:http client refuses to send (hop-by-hop, or set by the runtime)
+        let refused = ["host", "content-length", "http2-settings"].iter();
+        if !is_hop_by_hop(n, None) && !refused.clone().any(|f| n.eq_ignore_ascii_case(f)) {
+            req = req.header(n.as_str(), v.as_str());
+        }
+    }
+    let req = req.body(Full::new(body)).map_err(|e| (FetchError::Connect, e.to_string()))?;
+    match race(spin_sdk::http::send(req), spin_sdk::time::sleep(timeout)).await {
+        Err(()) => Err((FetchError::Timeout, String::from("timed out"))),
+        Ok(r) => r.map_err(|e| (classify_error(&e), format!("{e:?}"))),
+    }
+}
+
+/// Splits a stored value into (expiry, value); values without the TTL header never expire.
+#[must_use]
+pub fn unwrap_ttl(v: &[u8]) -> (Option<Instant>, &[u8]) {
+    match v.strip_prefix(TTL_MAGIC.as_slice()).and_then(<[u8]>::split_first_chunk::<8>) {
+        Some((at, value)) => (Some(Instant::from_micros(u64::from_le_bytes(*at))), value),
+        None => (None, v),
+    }
+}
+
+/// The host of one request (and of the work that runs after its response).
 pub struct SpinHost {
-    state: RefCell<State>,
     /// The default key-value store, when it opened.
     pub store: Option<Store>,
-    /// Whether every store operation so far succeeded (readiness).
-    pub store_ok: Cell<bool>,
-    body: Bytes,
-    saved_material: Cell<u64>,
-    looked_up: RefCell<Option<String>>,
+    /// The router serving this request.
+    pub router: Router,
+    /// Where its config came from.
+    pub source: Source,
+    /// The config source's errors, when the last accepted config serves instead.
+    pub rejected: Option<Vec<String>>,
+    /// The config text the router was built from.
+    pub text: String,
+    pub(crate) registry: Registry,
+    pub(crate) installed: OnceCell<Registry>,
+    pub(crate) state: RefCell<State>,
+    pub(crate) saved: Cell<u64>,
+    pub(crate) looked_up: RefCell<Option<String>>,
 }
 
 impl SpinHost {
-    /// A host holding `state`, the store and the (buffered) request body.
-    #[must_use]
-    pub fn new(state: State, store: Option<Store>, body: Bytes) -> SpinHost {
-        let material = state.material;
-        SpinHost {
-            state: RefCell::new(state),
-            store_ok: Cell::new(store.is_some()),
-            store,
-            body,
-            saved_material: Cell::new(material),
-            looked_up: RefCell::new(None),
+    /// Writes the state back when core counted a material change since it was loaded or last
+    /// saved. Concurrent instances: the last writer wins.
+    pub async fn save_state(&self) {
+        let (material, bytes) = {
+            let s = self.state.borrow();
+            (s.material, snapshot::encode(&self.router.config, &s))
+        };
+        let Some(store) = self.store.as_ref().filter(|_| material != self.saved.get()) else {
+            return;
+        };
+        match store.set(STATE_KEY, &bytes).await {
+            Ok(()) => self.saved.set(material),
+            Err(e) => crate::warn(&format!("state snapshot not written: {e:?}")),
         }
     }
 
-    /// The cache key this request looked up, if any.
-    #[must_use]
-    pub fn looked_up(&self) -> Option<String> {
-        self.looked_up.borrow().clone()
-    }
-
-    /// Takes the marker that makes this instance the one refreshing stale entry `key`: false
-    /// when another instance holds an unexpired one (check-then-set, not atomic: Spin's store
-    /// has no compare-and-swap, so two instances racing within a store round trip may both
-    /// refresh).
-    pub async fn take_refresh_lease(&self, key: &str) -> bool {
-        let Some(store) = &self.store else {
-            return false;
-        };
-        let k = refresh_kv_key(key);
+    /// Takes the marker `key` for `period`: false when another instance holds an unexpired one
+    /// (check-then-set, not atomic: Spin's store has no compare-and-swap, so two instances
+    /// racing within a store round trip may both take it).
+    pub async fn lease(&self, key: &str, period: Duration) -> bool {
+        let Some(store) = &self.store else { return false };
         let now = wall_now();
-        if let Ok(Some(v)) = store.get(&k).await {
-            let until = core::str::from_utf8(&v)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(0);
-            if Instant::from_micros(until) > now {
+        if let Ok(Some(v)) = store.get(key).await {
+            let until = core::str::from_utf8(&v).ok().and_then(|s| s.parse().ok());
+            if Instant::from_micros(until.unwrap_or(0)) > now {
                 return false;
             }
         }
-        let until = now.saturating_add(REFRESH_LEASE).as_micros().to_string();
-        store.set(&k, until.as_bytes()).await.is_ok()
+        let until = now.saturating_add(period).as_micros().to_string();
+        store.set(key, until.as_bytes()).await.is_ok()
     }
 
-    /// Drops the refresh marker of `key`.
-    pub async fn release_refresh_lease(&self, key: &str) {
-        if let Some(store) = &self.store {
-            let _ = store.delete(refresh_kv_key(key)).await;
-        }
-    }
-
-    /// Fresh state for `config`, restored from the store's snapshot when there is a readable one
-    /// (a missing, garbage or foreign snapshot means starting fresh).
-    pub async fn load_state(config: &Config, store: Option<&Store>, seed: u64) -> State {
-        let mut state = State::new(config, seed);
-        if let Some(s) = store {
-            match s.get(STATE_KEY).await {
-                Ok(Some(bytes)) => {
-                    if let Err(e) = snapshot::decode_into(config, &mut state, &bytes) {
-                        crate::warn(&format!("state snapshot ignored: {e}"));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => crate::warn(&format!("state snapshot unreadable: {e:?}")),
-            }
-        }
-        state
-    }
-
-    /// Writes the state back when core counted a material change since it was loaded or last
-    /// saved. Concurrent instances: the last writer wins.
-    pub async fn save_state(&self, config: &Config) {
-        let (material, bytes) = {
-            let s = self.state.borrow();
-            (s.material, snapshot::encode(config, &s))
-        };
-        if material == self.saved_material.get() {
-            return;
-        }
-        let Some(store) = &self.store else { return };
-        match store.set(STATE_KEY, &bytes).await {
-            Ok(()) => self.saved_material.set(material),
-            Err(e) => {
-                self.store_ok.set(false);
-                crate::warn(&format!("state snapshot not written: {e:?}"));
-            }
-        }
+    fn kv(&self) -> Result<&Store, KvError> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| KvError(String::from("the key-value store `default` is unavailable")))
     }
 }
 
-impl Host for SpinHost {
-    type Body = UpBody;
+/// Reads `body` until its end (`Ok(true)`), past `cap` bytes (`Ok(false)`) or an error.
+async fn read_upto<B>(body: &mut B, cap: usize) -> (Vec<u8>, Result<bool, String>)
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: core::fmt::Debug,
+{
+    let mut buf: Vec<u8> = Vec::new();
+    while buf.len() <= cap {
+        match body.frame().await {
+            None => return (buf, Ok(true)),
+            Some(Ok(frame)) => buf.extend_from_slice(frame.data_ref().map_or(&[][..], |d| d)),
+            Some(Err(e)) => return (buf, Err(format!("{e:?}"))),
+        }
+    }
+    (buf, Ok(false))
+}
 
+/// A header map as core's header list (values not UTF-8 are read lossily).
+#[must_use]
+pub fn header_list(h: &http::HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect()
+}
+
+/// Reads `key`, `None` when missing or unreadable (a warning then).
+pub async fn get(store: Option<&Store>, key: &str) -> Option<Vec<u8>> {
+    let got = store?.get(key).await;
+    got.inspect_err(|e| crate::warn(&format!("cannot read `{key}`: {e:?}"))).ok().flatten()
+}
+
+async fn sleep_until(t: Instant) {
+    let d = t.saturating_since(wall_now());
+    if !d.is_zero() {
+        spin_sdk::time::sleep(d).await;
+    }
+}
+
+fn kv_error(e: &spin_sdk::key_value::Error) -> KvError {
+    KvError(format!("{e:?}"))
+}
+
+impl HookHost for SpinHost {
     fn now(&self) -> Instant {
         wall_now()
     }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let store = self.kv()?;
+        let Some(v) = store.get(key).await.map_err(|e| kv_error(&e))? else {
+            return Ok(None);
+        };
+        match unwrap_ttl(&v) {
+            (Some(until), _) if until <= wall_now() => {
+                let _ = store.delete(key).await;
+                Ok(None)
+            }
+            (_, value) => Ok(Some(value.to_vec())),
+        }
+    }
+
+    async fn kv_put(&self, key: &str, v: Vec<u8>, ttl: Option<Duration>) -> Result<(), KvError> {
+        let bytes = match ttl {
+            None => v,
+            Some(ttl) => {
+                let until = wall_now().saturating_add(ttl).as_micros();
+                [&TTL_MAGIC[..], &until.to_le_bytes(), &v].concat()
+            }
+        };
+        self.kv()?.set(key, &bytes).await.map_err(|e| kv_error(&e))
+    }
+
+    async fn kv_delete(&self, key: &str) -> Result<(), KvError> {
+        self.kv()?.delete(key).await.map_err(|e| kv_error(&e))
+    }
+
+    async fn kv_list(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+        let keys = self.kv()?.get_keys().await.collect().await;
+        let keys = keys.map_err(|e| kv_error(&e))?;
+        Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<u16, PostError> {
+        let allow_private = (self.router.config.webhooks.iter())
+            .flat_map(|w| &w.destinations)
+            .any(|d| d.url == url && d.allow_private);
+        let body = Bytes::copy_from_slice(body);
+        match send_http("POST", url, headers, body, deadline, allow_private).await {
+            Ok(resp) => Ok(resp.status().as_u16()),
+            Err((FetchError::Forbidden, m)) => Err(PostError::Refused(m)),
+            Err((FetchError::Timeout, _)) => Err(PostError::Timeout),
+            Err((_, m)) => Err(PostError::Network(m)),
+        }
+    }
+
+    async fn sleep_until(&self, t: Instant) {
+        sleep_until(t).await;
+    }
+}
+
+impl AppHost for SpinHost {
+    type In = IncomingRequestBody;
+    type Body = UpBody;
 
     fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         f(&mut self.state.borrow_mut())
     }
 
-    async fn fetch(&self, attempt: &Attempt) -> Result<UpstreamResponse<UpBody>, FetchError> {
-        let timeout = attempt.deadline.saturating_since(wall_now());
-        if timeout.is_zero() {
-            return Err(FetchError::Timeout);
-        }
-        let uri: http::Uri = attempt.url.parse().map_err(|_| FetchError::Connect)?;
-        // IP literals and names core knows to be internal; names that *resolve* to private
-        // addresses are Spin's `allowed_outbound_hosts` business (see the README)
-        let host = uri.host().unwrap_or("");
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if !attempt.allow_private && is_private_host(host) {
-            return Err(FetchError::Forbidden);
-        }
-        let mut req = http::Request::builder()
-            .method(attempt.method.as_str())
-            .uri(uri);
-        for (n, v) in &attempt.headers {
-            if !forbidden_outbound(n) {
-                req = req.header(n.as_str(), v.as_str());
-            }
-        }
-        let req = req
-            .body(Full::new(self.body.clone()))
-            .map_err(|_| FetchError::Connect)?;
-        let sent = race(spin_sdk::http::send(req), spin_sdk::time::sleep(timeout)).await;
-        let resp = match sent {
-            Err(()) => return Err(FetchError::Timeout),
-            Ok(Err(e)) => return Err(classify_error(&e)),
-            Ok(Ok(r)) => r,
-        };
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        Ok(UpstreamResponse {
-            status,
-            headers,
-            body: UpBody {
-                head: None,
-                rest: Some(resp.into_body()),
-            },
-        })
-    }
-
-    async fn sleep_until(&self, t: Instant) {
-        let d = t.saturating_since(wall_now());
-        if !d.is_zero() {
-            spin_sdk::time::sleep(d).await;
-        }
-    }
-
     async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
         *self.looked_up.borrow_mut() = Some(key.to_string());
-        let store = self.store.as_ref()?;
-        let k = cache_kv_key(key);
-        match store.get(&k).await {
-            Ok(Some(v)) => {
-                // the store keeps no TTL: an entry past every freshness window is dead
-                let dead = Entry::decode(&v)
-                    .map_or(true, |e| e.freshness(wall_now()) == Freshness::Expired);
-                if dead {
-                    let _ = store.delete(&k).await;
-                    return None;
-                }
-                Some(v)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                self.store_ok.set(false);
-                crate::warn(&format!("cache read failed: {e:?}"));
-                None
-            }
+        let k = cache_kv_key(CACHE_PREFIX, key);
+        let v = get(self.store.as_ref(), &k).await?;
+        // the store keeps no TTL: an entry past every freshness window is dead
+        if Entry::decode(&v).map_or(true, |e| e.freshness(wall_now()) == Freshness::Expired) {
+            let _ = self.store.as_ref()?.delete(&k).await;
+            return None;
         }
+        Some(v)
     }
 
     async fn cache_put(&self, key: &str, value: Vec<u8>, _ttl: Duration) {
         // the entry carries its own times; readers drop it once expired
         let Some(store) = &self.store else { return };
-        if let Err(e) = store.set(cache_kv_key(key), &value).await {
-            self.store_ok.set(false);
+        if let Err(e) = store.set(cache_kv_key(CACHE_PREFIX, key), &value).await {
             crate::warn(&format!("cache write failed: {e:?}"));
         }
     }
@@ -379,27 +364,90 @@ impl Host for SpinHost {
         if body.size_hint().lower() > cap as u64 {
             return Err(body);
         }
-        let mut buf: Vec<u8> = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else {
-                // broken stream: hand back what was read; the caller sees a short body
-                return Err(UpBody {
-                    head: Some(Bytes::from(buf)),
-                    rest: None,
-                });
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            if buf.len() + data.len() > cap {
-                buf.extend_from_slice(&data);
-                return Err(UpBody {
-                    head: Some(Bytes::from(buf)),
-                    rest: body.rest.take(),
-                });
-            }
-            buf.extend_from_slice(&data);
+        let (buf, ended) = read_upto(&mut body, cap).await;
+        if let Ok(true) = ended {
+            return Ok(buf);
         }
-        Ok(buf)
+        // past the cap, or a broken stream (the caller then sees a short body): hand back
+        // what was read and the rest
+        if ended.is_err() {
+            body.rest = None;
+        }
+        body.head = (!buf.is_empty()).then(|| Bytes::from(buf));
+        Err(body)
+    }
+
+    async fn read_in(&self, mut body: IncomingRequestBody, cap: u64) -> Result<Vec<u8>, ReadError> {
+        // bodies are buffered (bounded): failover may need to resend them
+        match read_upto(&mut body, usize::try_from(cap).unwrap_or(usize::MAX)).await {
+            (buf, Ok(true)) => Ok(buf),
+            (_, Ok(false)) => Err(ReadError::TooLarge),
+            (_, Err(e)) => Err(ReadError::Failed(e)),
+        }
+    }
+
+    async fn send(&self, a: &Attempt, body: &[u8]) -> Result<UpstreamResponse<UpBody>, FetchError> {
+        let body = Bytes::copy_from_slice(body);
+        let resp =
+            send_http(a.method.as_str(), &a.url, &a.headers, body, a.deadline, a.allow_private)
+                .await
+                .map_err(|(kind, _)| kind)?;
+        Ok(UpstreamResponse {
+            status: resp.status().as_u16(),
+            headers: header_list(resp.headers()),
+            body: UpBody { head: None, rest: Some(resp.into_body()) },
+        })
+    }
+
+    fn platform(&self) -> Platform {
+        let cache = CacheStats { store: STORE_KIND.into(), ..CacheStats::default() };
+        Platform {
+            store: STORE_KIND,
+            ready: self.store.is_some(),
+            cache,
+            extra: [("config".into(), self.source.name().into())].into_iter().collect(),
+            metrics: String::new(),
+        }
+    }
+
+    /// Spin re-reads the source on every request, so a reload validates it (this request
+    /// did) and records it as the last accepted config ([`GOOD_KEY`]), which serves whenever
+    /// the source is invalid later.
+    async fn reload(&self) -> Result<Reloaded, Vec<String>> {
+        if let Some(errors) = &self.rejected {
+            return Err(errors.clone());
+        }
+        let store = self.kv().map_err(|e| vec![e.0])?;
+        store.set(GOOD_KEY, self.text.as_bytes()).await.map_err(|e| {
+            vec![format!("the configuration is valid but could not be recorded as the last accepted one: {e:?}")]
+        })?;
+        Ok(Reloaded {
+            generation: 1,
+            source: self.source.name(),
+            warnings: self.router.warnings.clone(),
+        })
+    }
+
+    fn registry(&self) -> &Registry {
+        self.installed.get().unwrap_or(&self.registry)
+    }
+
+    /// The next request loads the stored set from KV anyway; this instance answers with it.
+    async fn install_registry(&self, registry: Registry) {
+        let _ = self.installed.set(registry);
+    }
+
+    async fn claim_refresh(&self, key: &str) -> bool {
+        self.lease(&cache_kv_key(REFRESH_PREFIX, key), REFRESH_LEASE).await
+    }
+
+    async fn release_refresh(&self, key: &str) {
+        if let Some(store) = &self.store {
+            let _ = store.delete(cache_kv_key(REFRESH_PREFIX, key)).await;
+        }
+    }
+
+    fn looked_up(&self) -> Option<String> {
+        self.looked_up.borrow().clone()
     }
 }
