@@ -13,6 +13,8 @@
 //! Methods are grouped by role, as in quinn-proto: `handle_*` takes input, `poll*` yields what
 //! the host must do next, getters observe. Every time-dependent method takes `now`.
 //!
+//! Cache tiers: [`tier`] (the in-memory tier, retention, shared-tier keys, miss collapsing).
+//!
 //! Start at [`engine`] (admission and the per-request state machine) and [`driver`] (the async
 //! loop the hosts share); [`sim`] is the simulated host the tests drive.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -45,6 +47,7 @@ pub mod sim;
 pub mod snapshot;
 pub mod stats;
 pub mod target;
+pub mod tier;
 pub mod time;
 pub mod webhook;
 

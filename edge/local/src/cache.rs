@@ -1,8 +1,8 @@
-//! The L1 cache — an in-memory LRU bounded in bytes — and miss collapsing.
+//! The L1 cache — core's in-memory tier (`mosaic_core::tier::L1`) behind a lock — and miss
+//! collapsing's waiting.
 //!
-//! What is stored, for how long and whether a stored entry is usable are core's decisions
-//! (`mosaic_core::cache`); this module only keeps bytes until a deadline and evicts the least
-//! recently used entries when the byte bound is reached.
+//! What is stored, for how long, whether a stored entry is usable and how the tier evicts are
+//! core's decisions (`mosaic_core::cache`, `mosaic_core::tier`).
 //!
 //! [`Collapser`] makes concurrent misses for one key wait for the first request's fetch
 //! (nginx's `proxy_cache_lock`): the first becomes the leader, the others wait until the leader
@@ -12,33 +12,17 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use lru::LruCache;
+use mosaic_core::tier;
 use tokio::sync::watch;
 
-/// Fixed per-entry overhead counted against the bound (map node, key, bookkeeping).
-const ENTRY_OVERHEAD: u64 = 96;
+use crate::host::wall_now;
 
-struct Slot {
-    value: Bytes,
-    expires: Instant,
-}
-
-struct Inner {
-    map: LruCache<String, Slot>,
-    bytes: u64,
-}
-
-/// An LRU cache bounded by the bytes its keys and values take.
+/// Core's in-memory tier ([`tier::L1`]) behind the process's lock, on the wall clock.
 pub struct L1 {
-    inner: Mutex<Inner>,
-    capacity: u64,
-}
-
-fn cost(key: &str, value: &[u8]) -> u64 {
-    key.len() as u64 + value.len() as u64 + ENTRY_OVERHEAD
+    inner: Mutex<tier::L1<Bytes>>,
 }
 
 impl L1 {
@@ -46,15 +30,11 @@ impl L1 {
     #[must_use]
     pub fn new(capacity: u64) -> L1 {
         L1 {
-            inner: Mutex::new(Inner {
-                map: LruCache::unbounded(),
-                bytes: 0,
-            }),
-            capacity,
+            inner: Mutex::new(tier::L1::new(capacity)),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, tier::L1<Bytes>> {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -62,51 +42,17 @@ impl L1 {
 
     /// The value under `key` unless it expired.
     pub fn get(&self, key: &str) -> Option<Bytes> {
-        let mut g = self.lock();
-        let now = Instant::now();
-        match g.map.get(key) {
-            Some(s) if s.expires > now => Some(s.value.clone()),
-            Some(_) => {
-                if let Some(s) = g.map.pop(key) {
-                    g.bytes = g.bytes.saturating_sub(cost(key, &s.value));
-                }
-                None
-            }
-            None => None,
-        }
+        self.lock().get(key, wall_now())
     }
 
-    /// Stores `value` under `key` for `ttl`, evicting least recently used entries to stay
-    /// within the bound. A value larger than the whole bound is not kept.
+    /// Stores `value` under `key` for `ttl` (see [`tier::L1::put`]).
     pub fn put(&self, key: &str, value: Bytes, ttl: Duration) {
-        let c = cost(key, &value);
-        let mut g = self.lock();
-        if let Some(old) = g.map.pop(key) {
-            g.bytes = g.bytes.saturating_sub(cost(key, &old.value));
-        }
-        if c > self.capacity || ttl.is_zero() {
-            return;
-        }
-        while g.bytes + c > self.capacity {
-            match g.map.pop_lru() {
-                Some((k, s)) => g.bytes = g.bytes.saturating_sub(cost(&k, &s.value)),
-                None => break,
-            }
-        }
-        g.bytes += c;
-        g.map.put(
-            key.to_string(),
-            Slot {
-                value,
-                expires: Instant::now() + ttl,
-            },
-        );
+        self.lock().put(key, value, ttl, wall_now());
     }
 
     /// (entries, bytes, capacity).
     pub fn stats(&self) -> (u64, u64, u64) {
-        let g = self.lock();
-        (g.map.len() as u64, g.bytes, self.capacity)
+        self.lock().stats()
     }
 }
 
@@ -193,36 +139,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn evicts_least_recently_used_within_the_byte_bound() {
-        let l1 = L1::new(3 * (1 + 100 + ENTRY_OVERHEAD));
-        let v = Bytes::from(vec![0u8; 100]);
-        l1.put("a", v.clone(), Duration::from_secs(60));
-        l1.put("b", v.clone(), Duration::from_secs(60));
-        l1.put("c", v.clone(), Duration::from_secs(60));
-        assert!(l1.get("a").is_some()); // a is now most recent
-        l1.put("d", v.clone(), Duration::from_secs(60));
-        assert!(l1.get("b").is_none(), "b was least recently used");
-        assert!(l1.get("a").is_some() && l1.get("c").is_some() && l1.get("d").is_some());
-        let (n, bytes, cap) = l1.stats();
-        assert_eq!(n, 3);
-        assert!(bytes <= cap);
-        // larger than the bound: not kept, and nothing else is evicted for it
-        l1.put(
-            "huge",
-            Bytes::from(vec![0u8; 10_000]),
-            Duration::from_secs(60),
-        );
-        assert!(l1.get("huge").is_none());
-        assert_eq!(l1.stats().0, 3);
-    }
-
-    #[test]
-    fn expired_entries_are_gone() {
-        let l1 = L1::new(10_000);
-        l1.put("a", Bytes::from_static(b"x"), Duration::from_millis(1));
+    fn the_lock_keeps_cores_tier() {
+        let l1 = L1::new(2 * (1 + 100 + tier::ENTRY_OVERHEAD));
+        l1.put("a", Bytes::from(vec![0u8; 100]), Duration::from_secs(60));
+        assert_eq!(l1.get("a").map(|b| b.len()), Some(100));
+        l1.put("b", Bytes::from_static(b"x"), Duration::from_millis(1));
         std::thread::sleep(Duration::from_millis(5));
-        assert!(l1.get("a").is_none());
-        assert_eq!(l1.stats().1, 0);
+        assert!(l1.get("b").is_none(), "expired on the wall clock");
+        assert_eq!(l1.stats().0, 1);
     }
 
     #[tokio::test]

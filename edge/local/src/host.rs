@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use http_body_util::Limited;
 use http_body_util::{BodyExt, BodyStream, StreamBody};
 use mosaic_core::admin::CacheStats;
-use mosaic_core::cache::{Entry, Freshness};
+use mosaic_core::tier;
 use mosaic_core::driver::UpstreamResponse;
 use mosaic_core::engine::{Attempt, FetchError};
 use mosaic_core::time::Instant;
@@ -25,7 +25,7 @@ use mosaic_providers::declarative::Registry;
 use mosaic_providers::hooks::{HookHost, KvError, PostError};
 
 use crate::cache::{Collapser, Lead, Turn, L1};
-use crate::store::{Kv, Store, StoreError, CACHE_PREFIX};
+use crate::store::{Kv, Store, StoreError};
 use crate::upstream::Clients;
 
 /// A boxed error for bodies.
@@ -34,7 +34,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 
 /// Longest a collapsed miss waits for the leader before fetching on its own.
-const COLLAPSE_WAIT: Duration = Duration::from_secs(30);
+const COLLAPSE_WAIT: Duration = tier::COLLAPSE_WAIT;
 
 /// The wall clock as core's [`Instant`] (µs since the Unix epoch), advanced by the monotonic
 /// clock so that it never goes backwards within the process.
@@ -221,16 +221,13 @@ impl<'a> LocalHost<'a> {
         if !self.shared.store.is_tiered() {
             return None;
         }
-        let full = format!("{CACHE_PREFIX}{key}");
-        match self.shared.store.get(&full).await {
+        match self.shared.store.get(&tier::store_key(key)).await {
             Ok(Some(v)) => {
                 self.shared.store_ok.store(true, Ordering::Relaxed);
                 let v = Bytes::from(v);
                 // keep it in L1 for as long as core says the entry is worth keeping
-                if let Ok(e) = Entry::decode(&v) {
-                    let keep = e.swr_until.max(e.sie_until).saturating_since(wall_now());
-                    self.shared.l1.put(key, v.clone(), keep);
-                }
+                let keep = tier::retention(&v, wall_now());
+                self.shared.l1.put(key, v.clone(), keep);
                 Some(v)
             }
             Ok(None) => None,
@@ -241,16 +238,6 @@ impl<'a> LocalHost<'a> {
             }
         }
     }
-}
-
-/// Whether core would serve this entry without going upstream.
-fn servable(bytes: &[u8], now: Instant) -> bool {
-    Entry::decode(bytes).is_ok_and(|e| {
-        matches!(
-            e.freshness(now),
-            Freshness::Fresh | Freshness::StaleWhileRevalidate
-        )
-    })
 }
 
 /// Namespace of the application's keys in the store (`mosaic:hooks:…`, `mosaic:providers`).
@@ -465,7 +452,7 @@ impl<'a> AppHost for LocalHost<'a> {
         let mut waited = false;
         loop {
             let found = self.lookup(key).await;
-            if found.as_deref().is_some_and(|b| servable(b, wall_now())) || waited {
+            if found.as_deref().is_some_and(|b| tier::servable(b, wall_now())) || waited {
                 return found.map(|b| b.to_vec());
             }
             match self.shared.collapser.join(key) {
@@ -491,11 +478,10 @@ impl<'a> AppHost for LocalHost<'a> {
         let v = Bytes::from(value);
         self.shared.l1.put(key, v.clone(), ttl);
         if self.shared.store.is_tiered() {
-            let full = format!("{CACHE_PREFIX}{key}");
             let r = self
                 .shared
                 .store
-                .put(&full, v.to_vec(), Some(ttl), false)
+                .put(&tier::store_key(key), v.to_vec(), Some(ttl), false)
                 .await;
             self.shared.store_ok.store(r.is_ok(), Ordering::Relaxed);
             if let Err(e) = r {

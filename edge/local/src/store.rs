@@ -6,7 +6,7 @@
 //!   snapshot, see [`crate::server`]), the cache and rate-limit state.
 //!
 //! Values are opaque bytes (core encodes cache entries, snapshots and webhook records); keys are
-//! namespaced with [`STATE_KEY`], [`CACHE_PREFIX`] and `mosaic:hooks:` (see [`crate::hooks`]).
+//! namespaced with [`STATE_KEY`], `mosaic:cache:` (`mosaic_core::tier::store_key`) and `mosaic:hooks:` (see [`crate::hooks`]).
 //! `list` serves the webhook outbox scan and the dead-letter list: a prefix scan in memory and
 //! redb, `SCAN MATCH` (never `KEYS`) in Redis. Every call is bounded in time; a store that fails makes
 //! the cache miss and the snapshot wait, it never fails a request.
@@ -21,8 +21,6 @@ use redb::{Database, Durability, TableDefinition};
 
 /// Key of the state snapshot.
 pub const STATE_KEY: &str = "mosaic:state";
-/// Prefix of cache entries.
-pub const CACHE_PREFIX: &str = "mosaic:cache:";
 /// Longest a store call may take.
 const OP_TIMEOUT: Duration = Duration::from_millis(1000);
 
