@@ -367,3 +367,26 @@ async fn connections_beyond_the_limit_get_a_clear_503() {
     );
     drop(held);
 }
+
+/// A newcomer's first requests against the shipped example: `/v1/openapi.json` answers with
+/// the normalized API's description (the example enables `[v1.git]`), and health answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_serves_the_normalized_api_description() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/mosaic.toml"
+    ))
+    .expect("the example config");
+    let r = LocalBinary::new()
+        .spawn(&text, &[])
+        .unwrap_or_else(|e| panic!("the example did not start: {e}"));
+    let c = Client::new(&format!("http://127.0.0.1:{}", r.port));
+    let resp = c.send("GET", "/v1/openapi.json", &[], Vec::new()).await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let doc: serde_json::Value = serde_json::from_str(&resp.body).expect("JSON");
+    assert!(doc["paths"]
+        .as_object()
+        .is_some_and(|p| p.keys().any(|k| k.starts_with("/v1/git/"))));
+    let health = c.send("GET", "/_mosaic/health", &[], Vec::new()).await;
+    assert_eq!(health.status, 200, "{health:?}");
+}

@@ -939,7 +939,7 @@ async fn hook<H: AppHost>(
         .into_iter()
         .map(|delivery: Delivery| Job::Deliver {
             delivery,
-            why: "after answering",
+            why: "accepted",
         })
         .collect();
     out
