@@ -16,4 +16,5 @@ pub mod host;
 pub mod mock;
 pub mod scenarios;
 pub mod spin;
+pub mod v1;
 pub mod workers;

@@ -59,18 +59,20 @@ pub fn toml_string(s: &str) -> String {
 }
 
 impl WorkerBuild {
-    /// The build `MOSAIC_WORKER_BUILD` points at; `None` (after printing a notice) when it is
-    /// unset, so that the Workers suite is skipped outside `scripts/test-workers`.
+    /// The build `MOSAIC_WORKER_BUILD` points at.
+    ///
+    /// A missing build fails, never passes silently: the Workers suite is run by
+    /// `scripts/test-workers`, which builds the worker and sets the variable (the workspace
+    /// run of `scripts/test` leaves this test binary out).
     ///
     /// # Panics
-    /// When the variable is set but the build or wrangler is missing.
+    /// When the variable is unset, or the build or wrangler is missing.
     #[must_use]
-    pub fn from_env() -> Option<WorkerBuild> {
+    pub fn from_env() -> WorkerBuild {
         let Some(path) = std::env::var_os(BUILD_ENV) else {
-            eprintln!(
-                "NOTICE: the Workers suite is skipped: {BUILD_ENV} is not set (run scripts/test-workers, which builds the worker and sets it)"
+            panic!(
+                "{BUILD_ENV} is not set: the Workers suite runs against a built worker; run scripts/test-workers (it builds edge/workers with worker-build and sets {BUILD_ENV} to edge/workers/build)"
             );
-            return None;
         };
         let build = std::fs::canonicalize(PathBuf::from(&path)).unwrap_or_else(|e| {
             panic!(
@@ -80,7 +82,7 @@ impl WorkerBuild {
         });
         assert!(
             build.join("worker/shim.mjs").is_file(),
-            "{BUILD_ENV}={} has no worker/shim.mjs: build with `worker-build --release` in edge/workers",
+            "{BUILD_ENV}={} has no worker/shim.mjs: build with `worker-build --release` in edge/workers (scripts/test-workers does)",
             build.display()
         );
         let wrangler = std::env::var_os("WRANGLER").map_or_else(
@@ -92,7 +94,7 @@ impl WorkerBuild {
             "wrangler is missing at {} (eval \"$(scripts/install-workers-tools)\")",
             wrangler.display()
         );
-        Some(WorkerBuild { build, wrangler })
+        WorkerBuild { build, wrangler }
     }
 
     /// Serves `config_toml` from a fresh directory.
@@ -198,7 +200,7 @@ impl WorkerRouter {
             .map_err(|e| format!("cannot run {}: {e}", self.build.wrangler.display()))?;
         *self.child.lock().map_err(|e| e.to_string())? = Some(child);
         while started.elapsed() < READY_TIMEOUT {
-            // any answer will do: an invalid config answers 500 on every path
+            // any answer will do: without a valid config health answers 503
             if http_get_status(self.port, "/_mosaic/health").is_some() {
                 if let Ok(mut r) = self.ready_after.lock() {
                     r.push(started.elapsed());

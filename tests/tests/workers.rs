@@ -1,15 +1,21 @@
 //! The end-to-end suite against the Cloudflare Workers host: the worker built by `worker-build`
 //! run for real under workerd (`wrangler dev --local`), against mock upstreams on 127.0.0.1.
 //!
-//! Run it with `scripts/test-workers` (builds the worker, sets `MOSAIC_WORKER_BUILD`). Without
-//! that variable every test here prints a notice and passes without running; with it, a missing
-//! build or wrangler fails the tests.
+//! Run it with `scripts/test-workers` (builds the worker, sets `MOSAIC_WORKER_BUILD`). A
+//! missing build fails, never passes silently: without that variable, or with a missing build
+//! or wrangler, every test here fails with a message saying so (the workspace run of
+//! `scripts/test` leaves this binary out).
+//!
+//! `/v1` (the normalized API, failover inside a family, the pin header), declarative providers
+//! and plugin rate-limit headers are the shared application's on every host; the scenarios of
+//! [`mosaic_tests::v1`] prove them here under workerd.
 //!
 //! Every scenario of the local suite runs here except `post_retry_safety`, replaced by
 //! [`post_retry_safety_when_refused_is_ambiguous`]: workerd reports a refused connection and a
 //! connection that broke after the request was sent with the same error ("Network connection
-//! lost."), so the host cannot prove a POST was not sent and does not fail it over (an
-//! idempotent request, or a POST with an `Idempotency-Key`, still fails over). Also not run
+//! lost."), so the host reports core's ambiguous kind for it (`FetchError::Reset`: "maybe sent")
+//! and core's idempotency rule does not fail the POST over (an idempotent request, or a POST
+//! with an `Idempotency-Key`, still fails over). Also not run
 //! are the features of the native server:
 //! Redis sharing (`shared_state_and_cache`: Workers isolates share state through KV, checked by
 //! [`state_and_cache_survive_a_restart_through_kv`]), SIGHUP reload and SIGTERM drain (Workers
@@ -21,19 +27,22 @@ use std::time::Duration;
 use mosaic_tests::host::Running;
 use mosaic_tests::mock::{Behaviour, Mock};
 use mosaic_tests::scenarios::{self, eventually, provider, server, Client};
+use mosaic_tests::v1;
 use mosaic_tests::workers::WorkerBuild;
 
-/// The build, or `None` (skip) outside scripts/test-workers.
-fn workers() -> Option<WorkerBuild> {
+/// The build (panics outside scripts/test-workers: a missing build never passes).
+fn workers() -> WorkerBuild {
     WorkerBuild::from_env()
 }
 
 macro_rules! scenario {
     ($name:ident) => {
+        scenario!(scenarios, $name);
+    };
+    ($module:ident, $name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            let Some(host) = workers() else { return };
-            scenarios::$name(&host).await;
+            $module::$name(&workers()).await;
         }
     };
 }
@@ -50,13 +59,18 @@ scenario!(concurrent_misses_collapse);
 scenario!(headers_and_credentials);
 scenario!(limits_and_admin);
 scenario!(reload_good_and_bad);
+scenario!(v1, openapi_document);
+scenario!(v1, v1_read_fails_over_within_the_family);
+scenario!(v1, v1_pin_header_is_not_forwarded);
+scenario!(v1, plugin_rate_limit_headers_cool_a_provider_down);
+scenario!(v1, declared_provider_serves_without_a_redeploy);
 
 /// A POST that reached a provider is not retried unless it carries an `Idempotency-Key` or the
 /// route opts in (as on every host); a POST to a refused port is not retried either, because
 /// workerd cannot tell "refused" from "broke after sending" (see the module docs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_retry_safety_when_refused_is_ambiguous() {
-    let Some(host) = workers() else { return };
+    let host = workers();
     let bad = Mock::start("bad", Behaviour::status(503)).await;
     let ok = Mock::start("ok", Behaviour::ok()).await;
     let cfg = format!(
@@ -138,7 +152,7 @@ async fn snapshot(c: &Client) -> serde_json::Value {
 /// serves the entry from KV (L2) with an empty L1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_and_cache_survive_a_restart_through_kv() {
-    let Some(host) = workers() else { return };
+    let host = workers();
     let bad = Mock::start("bad", Behaviour::status(500)).await;
     let limited = Mock::start(
         "limited",
@@ -230,7 +244,7 @@ async fn state_and_cache_survive_a_restart_through_kv() {
 /// eu-central one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_cf_feeds_region_nearest() {
-    let Some(host) = workers() else { return };
+    let host = workers();
     let eu = Mock::start("eu", Behaviour::ok()).await;
     let us = Mock::start("us", Behaviour::ok()).await;
     let cfg = format!(
@@ -256,30 +270,42 @@ async fn request_cf_feeds_region_nearest() {
 }
 
 /// An invalid config with no accepted fallback answers 500 problem+json naming every key path;
-/// health is no exception.
+/// health still answers, 503 JSON (live, not ready) with the same errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_config_is_a_problem_naming_key_paths() {
-    let Some(host) = workers() else { return };
+    let host = workers();
     let bad = "[server]\nadmin_token = \"secret:MOSAIC_TEST_ADMIN\"\n\n[[providers]]\nid = \"p\"\nbase_url = \"ftp://x\"\n\n[[routes]]\nname = \"r\"\nmatch = { path = \"/x\" }\nproviders = [\"p\", \"ghost\"]\nstrategy = \"fastest\"\n";
     let r = host.spawn(bad).expect("start");
     let c = Client::new(&r.base_url());
-    for path in ["/x", "/_mosaic/health"] {
-        let resp = c.get(path).await;
-        assert_eq!(resp.status, 500, "{resp:?}");
-        assert_eq!(
-            resp.header("content-type"),
-            Some("application/problem+json")
-        );
-        let v: serde_json::Value = serde_json::from_str(&resp.body).expect("JSON");
-        assert_eq!(v["code"], "invalid-config");
-        let errors = v["errors"].to_string();
-        for key in [
-            "providers[0].base_url",
-            "routes[0].providers[1]",
-            "routes[0].strategy",
-        ] {
-            assert!(errors.contains(key), "{key} missing from {errors}");
-        }
+    let keys = [
+        "providers[0].base_url",
+        "routes[0].providers[1]",
+        "routes[0].strategy",
+    ];
+    let resp = c.get("/x").await;
+    assert_eq!(resp.status, 500, "{resp:?}");
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/problem+json")
+    );
+    let v: serde_json::Value = serde_json::from_str(&resp.body).expect("JSON");
+    assert_eq!(v["code"], "invalid-config");
+    let errors = v["errors"].to_string();
+    for key in keys {
+        assert!(errors.contains(key), "{key} missing from {errors}");
+    }
+    let resp = c.get("/_mosaic/health").await;
+    assert_eq!(resp.status, 503, "{resp:?}");
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&resp.body).expect("JSON");
+    assert_eq!(
+        (&v["status"], &v["live"], &v["ready"]),
+        (&"unconfigured".into(), &true.into(), &false.into()),
+        "{v}"
+    );
+    let errors = v["errors"].to_string();
+    for key in keys {
+        assert!(errors.contains(key), "{key} missing from {errors}");
     }
     assert!(
         r.logs().contains("\"target\":\"mosaic::config\""),
@@ -291,7 +317,7 @@ async fn invalid_config_is_a_problem_naming_key_paths() {
 /// One JSON line per request, with the fields of the local server's access log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_json_log_line_per_request() {
-    let Some(host) = workers() else { return };
+    let host = workers();
     let up = Mock::start("up", Behaviour::ok()).await;
     let cfg = format!(
         "{}{}[[routes]]\nname = \"r\"\nmatch = {{ path = \"/{{*rest}}\" }}\nproviders = [\"up\"]\n",
@@ -360,21 +386,17 @@ mod webhooks {
         hooks::deliver(c, HOOK_SECRET, n, id).await
     }
 
-    /// The worker serving `cfg`, or `None` (skip) outside scripts/test-workers.
-    fn start(cfg: &str) -> Option<WorkerRouter> {
-        let host = workers()?;
-        Some(
-            host.spawn(cfg)
-                .unwrap_or_else(|e| panic!("wrangler dev did not start: {e}\nconfig:\n{cfg}")),
-        )
+    /// The worker serving `cfg`.
+    fn start(cfg: &str) -> WorkerRouter {
+        workers()
+            .spawn(cfg)
+            .unwrap_or_else(|e| panic!("wrangler dev did not start: {e}\nconfig:\n{cfg}"))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn genuine_github_delivery_is_forwarded_once_as_a_cloudevent() {
         let dest = Mock::start("dest", Behaviour::ok()).await;
-        let Some(r) = start(&config(&format!("{}/events", dest.url()), 3)) else {
-            return;
-        };
+        let r = start(&config(&format!("{}/events", dest.url()), 3));
         let c = Client::new(&r.base_url());
         let resp = deliver(&c, 7, "w-genuine-1").await;
         assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
@@ -424,9 +446,7 @@ mod webhooks {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn forged_delivery_is_401_problem_without_the_secret() {
         let dest = Mock::start("dest", Behaviour::ok()).await;
-        let Some(r) = start(&config(&format!("{}/events", dest.url()), 3)) else {
-            return;
-        };
+        let r = start(&config(&format!("{}/events", dest.url()), 3));
         let c = Client::new(&r.base_url());
         let b = body(1);
         let resp = post_hook(
@@ -488,9 +508,7 @@ mod webhooks {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn duplicate_delivery_is_200_marked_and_not_forwarded_again() {
         let dest = Mock::start("dest", Behaviour::ok()).await;
-        let Some(r) = start(&config(&format!("{}/events", dest.url()), 3)) else {
-            return;
-        };
+        let r = start(&config(&format!("{}/events", dest.url()), 3));
         let c = Client::new(&r.base_url());
         let first = deliver(&c, 3, "w-dup").await;
         assert_eq!(first.status, 200, "{first:?}\n{}", r.logs());
@@ -526,9 +544,7 @@ mod webhooks {
         let dest = Mock::start("dest", Behaviour::ok()).await;
         // the first attempt (whichever event it carries) fails with 503
         dest.script([Behaviour::status(503)]);
-        let Some(r) = start(&config(&format!("{}/events", dest.url()), 8)) else {
-            return;
-        };
+        let r = start(&config(&format!("{}/events", dest.url()), 8));
         let c = Client::new(&r.base_url());
         for (n, id) in [(1, "w-r-1"), (2, "w-r-2")] {
             let resp = deliver(&c, n, id).await;
@@ -554,9 +570,7 @@ mod webhooks {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_destination_that_stays_down_fills_the_dead_letters_and_replay_delivers() {
         let dest = Mock::start("dest", Behaviour::status(503)).await;
-        let Some(r) = start(&config(&format!("{}/events", dest.url()), 2)) else {
-            return;
-        };
+        let r = start(&config(&format!("{}/events", dest.url()), 2));
         let c = Client::new(&r.base_url());
         let resp = deliver(&c, 5, "w-dead-1").await;
         assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());

@@ -1,34 +1,40 @@
-//! `mosaic_core::driver::Host` for Workers: `Date::now()`, `fetch` with an abort timeout, the
-//! isolate's router state, and three cache tiers.
+//! [`WorkersHost`]: the one [`AppHost`] of Workers — `Date::now()`, `fetch` with an abort
+//! timeout, the isolate's router state, three cache tiers, Workers KV.
 //!
 //! State that outlives a request lives in isolate memory ([`Isolate`], one per isolate,
-//! single-threaded): the router and its [`State`], the L1 cache, the misses being fetched, and
-//! the write-behind bookkeeping. A [`WorkersHost`] is one request's view of it.
+//! single-threaded): the configuration generation in force ([`Live`]: router, state, provider
+//! registry), the L1 cache, the misses being fetched, the refreshes running, and the
+//! write-behind bookkeeping. A [`WorkersHost`] is one request's (or one background job's)
+//! view of it.
 //!
 //! Cache tiers: L1 isolate memory (LRU bounded in bytes), L2 Workers KV (entries with a TTL of
 //! at least 60 s, as KV requires), L3 the Cache API of the colo when the runtime has one
 //! (`caches.default`; guarded, so a runtime without it only loses that tier).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
+use mosaic_core::admin::CacheStats;
 use mosaic_core::cache::{Entry, Freshness};
-use mosaic_core::driver::{Host, UpstreamResponse};
+use mosaic_core::driver::UpstreamResponse;
 use mosaic_core::engine::{Attempt, FetchError};
 use mosaic_core::target::is_private_host;
 use mosaic_core::time::Instant;
 use mosaic_core::{snapshot, Router, State};
+use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded, Source};
+use mosaic_providers::declarative::Registry;
+use mosaic_providers::hooks::{HookHost, KvError, PostError};
 use sha2::{Digest, Sha256};
 use wasm_bindgen::JsValue;
 use worker::js_sys::{self, Reflect, Uint8Array};
-use worker::{
-    AbortController, Cache, Context, Date, Delay, Fetch, Headers, KvStore, Method, Request,
-    RequestInit, RequestRedirect, Response,
-};
+use worker::{AbortController, Cache, Context, Date, Delay, Env, Fetch, Headers, KvStore};
+use worker::{Method, Request, RequestInit, RequestRedirect, Response, ResponseBuilder};
+
+use crate::{config, warn};
 
 /// KV binding name.
 pub const KV_BINDING: &str = "MOSAIC_KV";
@@ -36,8 +42,10 @@ pub const KV_BINDING: &str = "MOSAIC_KV";
 pub const STATE_KEY: &str = "mosaic:state";
 /// Prefix of cache entries in KV.
 pub const CACHE_PREFIX: &str = "mosaic:cache:";
+/// The store kind shown by health and state.
+pub const STORE_KIND: &str = "workers-kv";
 /// Shortest TTL KV accepts.
-const KV_MIN_TTL_S: u64 = 60;
+const KV_MIN_TTL: Duration = Duration::from_secs(60);
 /// Keys longer than this are stored under a hash (KV keys are at most 512 bytes).
 const MAX_PLAIN_KEY: usize = 400;
 /// Longest a collapsed miss waits for the leader before fetching on its own.
@@ -55,48 +63,52 @@ pub fn now() -> Instant {
     Instant::from_millis(Date::now().as_millis())
 }
 
-/// 64 random bits from `Math.random` (seeds and request ids, never secrets).
+/// 64 random bits from `Math.random` (seeds, jitter and request ids, never secrets).
 #[must_use]
 pub fn random_u64() -> u64 {
-    let hi = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-    let lo = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-    (hi << 32) ^ lo ^ Date::now().as_millis()
+    let half = || (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    (half() << 32) ^ half() ^ Date::now().as_millis()
 }
 
-/// One configuration generation: the router and its state.
+async fn sleep_until(t: Instant) {
+    let d = t.saturating_since(now());
+    if !d.is_zero() {
+        Delay::from(d).await;
+    }
+}
+
+/// One configuration generation: the router, its state and the plugins it was built with.
 pub struct Live {
     /// The router (immutable).
     pub router: Router,
     /// Its state, shared by the isolate's requests.
     pub state: RefCell<State>,
+    /// The provider plugins in force (built-ins and the declarations of `providers`).
+    pub registry: Registry,
     /// The config text it was built from.
     pub text: String,
-    /// `kv`, `vars` or `fallback` (the last accepted config, the source being invalid).
-    pub source: &'static str,
-    /// Bumped on every reload.
+    /// The declarations (KV key [`mosaic_providers::app::PROVIDERS_KEY`]) it was built with.
+    pub providers: Option<Vec<u8>>,
+    /// Where the text came from.
+    pub source: Source,
+    /// 1, then +1 per rebuild.
     pub generation: u64,
-    /// `state.material` when it was built.
-    pub material_at_load: u64,
 }
 
-/// L1: an LRU map bounded in bytes, entries expire.
+/// L1: an LRU map bounded in bytes (keys and values); entries expire.
 #[derive(Default)]
 pub struct L1 {
+    /// Key → (value, expiry, last use).
     map: HashMap<String, (Vec<u8>, Instant, u64)>,
-    bytes: u64,
-    cap: u64,
-    tick: u64,
+    /// (bytes held, bound, use counter).
+    size: (u64, u64, u64),
 }
 
 impl L1 {
     /// Sets the bound (capped at 32 MiB) and evicts down to it.
     pub fn set_capacity(&mut self, cap: u64) {
-        self.cap = cap.min(L1_MAX_BYTES);
-        self.evict();
-    }
-
-    fn evict(&mut self) {
-        while self.bytes > self.cap {
+        self.size.1 = cap.min(L1_MAX_BYTES);
+        while self.size.0 > self.size.1 {
             let Some(k) = self
                 .map
                 .iter()
@@ -111,67 +123,39 @@ impl L1 {
 
     fn remove(&mut self, key: &str) {
         if let Some((v, _, _)) = self.map.remove(key) {
-            self.bytes = self.bytes.saturating_sub((v.len() + key.len()) as u64);
+            self.size.0 -= (v.len() + key.len()) as u64;
         }
     }
 
     /// A live entry.
     pub fn get(&mut self, key: &str, now: Instant) -> Option<Vec<u8>> {
-        self.tick += 1;
-        let tick = self.tick;
-        match self.map.get_mut(key) {
-            Some((_, exp, _)) if *exp <= now => {
-                self.remove(key);
-                None
-            }
-            Some((v, _, t)) => {
-                *t = tick;
-                Some(v.clone())
-            }
-            None => None,
+        self.size.2 += 1;
+        let (v, expires, used) = self.map.get_mut(key)?;
+        if *expires > now {
+            *used = self.size.2;
+            return Some(v.clone());
         }
+        self.remove(key);
+        None
     }
 
     /// Keeps `value` for `ttl` (not at all when larger than the bound).
     pub fn put(&mut self, key: &str, value: Vec<u8>, ttl: Duration, now: Instant) {
         self.remove(key);
         let size = (value.len() + key.len()) as u64;
-        if size > self.cap || ttl.is_zero() {
-            return;
+        if size <= self.size.1 && !ttl.is_zero() {
+            self.size = (self.size.0 + size, self.size.1, self.size.2 + 1);
+            self.map
+                .insert(key.to_string(), (value, now + ttl, self.size.2));
+            self.set_capacity(self.size.1);
         }
-        self.tick += 1;
-        self.bytes += size;
-        self.map
-            .insert(key.to_string(), (value, now.saturating_add(ttl), self.tick));
-        self.evict();
     }
 
     /// (entries, bytes, bound).
     #[must_use]
     pub fn stats(&self) -> (u64, u64, u64) {
-        (self.map.len() as u64, self.bytes, self.cap)
+        (self.map.len() as u64, self.size.0, self.size.1)
     }
-}
-
-/// A miss being fetched by one request; others poll it until it is released.
-///
-/// Waiters poll with their own timer rather than being woken by the leader: on Workers, a
-/// future woken from another request's handler would continue in that request's I/O context,
-/// and the runtime refuses I/O across requests ("Cannot perform I/O on behalf of a different
-/// request").
-#[derive(Default)]
-pub struct Slot {
-    done: bool,
-}
-/// Hits per cache tier (for `/_mosaic/state`).
-#[derive(Clone, Copy, Default)]
-pub struct TierHits {
-    /// Isolate memory.
-    pub l1: u64,
-    /// Workers KV.
-    pub kv: u64,
-    /// Cache API.
-    pub edge: u64,
 }
 
 /// Everything an isolate keeps between requests.
@@ -185,22 +169,23 @@ pub struct Isolate {
     pub rejected: Option<(String, Vec<String>)>,
     /// L1 cache.
     pub l1: L1,
-    /// Misses being fetched, by cache key.
-    pub inflight: HashMap<String, Rc<RefCell<Slot>>>,
+    /// Misses being fetched, by cache key: set to `true` when the leader is done. Waiters poll
+    /// it with their own timer rather than being woken by the leader: a future woken from
+    /// another request's handler would continue in that request's I/O context, which workerd
+    /// refuses ("Cannot perform I/O on behalf of a different request").
+    pub inflight: HashMap<String, Rc<RefCell<bool>>>,
     /// Misses that waited for another request's fetch.
     pub collapsed: u64,
-    /// Keys being revalidated in the background.
+    /// Keys being refreshed in the background.
     pub revalidating: BTreeSet<String>,
-    /// Hits per tier.
-    pub hits: TierHits,
-    /// `state.material` of the last snapshot written.
-    pub saved_material: u64,
+    /// Hits per tier: isolate memory, Workers KV, Cache API.
+    pub hits: [u64; 3],
+    /// `state.material` of the last snapshot written, and how many were written.
+    pub saved: (u64, u64),
     /// When the last snapshot write finished.
     pub saved_at: Option<Instant>,
     /// A snapshot write is scheduled.
     pub write_pending: bool,
-    /// Snapshot writes done.
-    pub writes: u64,
     /// Whether this isolate restored a snapshot when it started.
     pub restored: bool,
 }
@@ -214,49 +199,119 @@ pub fn with_isolate<R>(f: impl FnOnce(&mut Isolate) -> R) -> R {
     ISOLATE.with(|i| f(&mut i.borrow_mut()))
 }
 
+fn sha256_hex(key: &str) -> String {
+    Sha256::digest(key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The KV key of cache entry `key`: plain when short, else a SHA-256 of it.
 #[must_use]
 pub fn cache_kv_key(key: &str) -> String {
-    if key.len() <= MAX_PLAIN_KEY {
-        format!("{CACHE_PREFIX}{key}")
-    } else {
-        format!(
-            "{CACHE_PREFIX}sha256:{}",
-            hex(&Sha256::digest(key.as_bytes()))
-        )
+    match key.len() <= MAX_PLAIN_KEY {
+        true => format!("{CACHE_PREFIX}{key}"),
+        false => format!("{CACHE_PREFIX}sha256:{}", sha256_hex(key)),
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The Cache API URL of cache entry `key`.
-fn edge_url(key: &str) -> String {
-    format!(
-        "https://mosaic-cache.invalid/{}",
-        hex(&Sha256::digest(key.as_bytes()))
-    )
-}
-
-/// The colo's cache, when this runtime has `caches.default`.
-fn edge_cache() -> Option<Cache> {
+/// The colo's cache (when this runtime has `caches.default`) and the URL of entry `key` in it.
+fn edge_cache(key: &str) -> Option<(Cache, String)> {
     let caches = Reflect::get(&js_sys::global(), &JsValue::from_str("caches")).ok()?;
-    if caches.is_undefined() || caches.is_null() {
-        return None;
-    }
     let default = Reflect::get(&caches, &JsValue::from_str("default")).ok()?;
-    (!default.is_undefined() && !default.is_null()).then(Cache::default)
+    let url = format!("https://mosaic-cache.invalid/{}", sha256_hex(key));
+    (caches.is_object() && default.is_object()).then(|| (Cache::default(), url))
 }
 
-/// Whether core would serve this entry without going upstream.
-fn servable(bytes: &[u8], now: Instant) -> bool {
-    Entry::decode(bytes).is_ok_and(|e| {
-        matches!(
-            e.freshness(now),
-            Freshness::Fresh | Freshness::StaleWhileRevalidate
+fn kv_err(e: impl std::fmt::Display) -> KvError {
+    KvError(e.to_string())
+}
+
+fn bound(kv: Option<&KvStore>) -> Result<&KvStore, KvError> {
+    kv.ok_or_else(|| KvError(format!("the KV binding `{KV_BINDING}` is unavailable")))
+}
+
+/// Reads KV key `key`.
+///
+/// # Errors
+/// When there is no binding or KV fails.
+pub async fn kv_get(kv: Option<&KvStore>, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    bound(kv)?.get(key).bytes().await.map_err(kv_err)
+}
+
+/// Writes KV key `key`, expiring after `ttl` (at least the 60 s KV requires) if given.
+///
+/// # Errors
+/// When there is no binding or KV fails.
+pub async fn kv_put(
+    kv: Option<&KvStore>,
+    key: &str,
+    v: &[u8],
+    ttl: Option<Duration>,
+) -> Result<(), KvError> {
+    let put = bound(kv)?.put_bytes(key, v).map_err(kv_err)?;
+    let put = match ttl {
+        Some(t) => put.expiration_ttl(t.max(KV_MIN_TTL).as_secs()),
+        None => put,
+    };
+    put.execute().await.map_err(kv_err)
+}
+
+/// Sends one request until `deadline`. What fails comes back as core's kind, as it is: a URL
+/// or request the runtime refuses to build was never sent (`Connect`), a private address the
+/// caller does not allow is `Forbidden`, the deadline `Timeout`. A failed `fetch` is `Reset`,
+/// core's kind for "may have been sent": workerd reports a refused connection and one that
+/// broke after the request went out with the same error, so the host cannot tell them apart
+/// and core's idempotency rule decides what is retried. The text is the runtime's, for logs.
+async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+    allow_private: bool,
+    deadline: Instant,
+) -> Result<Response, (FetchError, String)> {
+    let unsent = |e: &dyn std::fmt::Display| {
+        (
+            FetchError::Connect,
+            format!("the request could not be built: {e}"),
         )
-    })
+    };
+    let url = worker::Url::parse(url).map_err(|e| unsent(&e))?;
+    let host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if !allow_private && is_private_host(host) {
+        return Err((
+            FetchError::Forbidden,
+            format!("{host} is a private address and private addresses are not allowed"),
+        ));
+    }
+    let h = Headers::new();
+    for (n, v) in headers {
+        let _ = h.append(n, v);
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method)
+        .with_headers(h)
+        .with_redirect(RequestRedirect::Manual);
+    if let Some(b) = body.filter(|b| !b.is_empty()) {
+        init.with_body(Some(Uint8Array::from(b).into()));
+    }
+    let req = Request::new_with_init(url.as_str(), &init).map_err(|e| unsent(&e))?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(req);
+    let sent = pin!(fetch.send_with_signal(&signal));
+    match select(sent, pin!(sleep_until(deadline))).await {
+        Either::Left((r, _)) => r.map_err(|e| (FetchError::Reset, e.to_string())),
+        Either::Right(((), _)) => {
+            controller.abort();
+            Err((FetchError::Timeout, String::from("timed out")))
+        }
+    }
 }
 
 /// An upstream body: the runtime's response, or bytes already read.
@@ -267,253 +322,253 @@ pub enum UpBody {
     Bytes(Vec<u8>),
 }
 
-/// Headers the runtime sets itself or refuses on an outbound request.
-fn forbidden_outbound(name: &str) -> bool {
-    [
-        "host",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-    ]
-    .iter()
-    .any(|f| name.eq_ignore_ascii_case(f))
-}
-
-/// Maps a failed `fetch` to core's failure classes, once, here. Only a failure whose message
-/// proves nothing was sent (DNS, refused, TLS, a bad URL) is `Connect`, which lets a POST fail
-/// over. workerd reports a refused connection and a connection that broke after the request
-/// went out with the same message, "Network connection lost.", so that one is `Reset`: a POST
-/// is then not retried (it may have reached the upstream), an idempotent request still is.
-fn classify(e: &worker::Error) -> FetchError {
-    let m = e.to_string().to_ascii_lowercase();
-    let unsent = [
-        "refused",
-        "dns",
-        "name or service",
-        "tls",
-        "ssl",
-        "certificate",
-        "invalid url",
-    ];
-    if unsent.iter().any(|k| m.contains(k)) {
-        FetchError::Connect
-    } else {
-        FetchError::Reset
-    }
-}
-
-/// The host of one request.
+/// The one host of Workers: a request's (or a background job's) view of the isolate.
 pub struct WorkersHost {
-    live: Rc<Live>,
+    /// The configuration generation it serves with.
+    pub live: Rc<Live>,
+    env: Env,
     kv: Option<KvStore>,
-    ctx: Rc<Context>,
-    body: Rc<Vec<u8>>,
+    /// `None` in the Cron Trigger: cache writes are then awaited instead of `wait_until`.
+    ctx: Option<Rc<Context>>,
+    /// The misses this host leads (released when it is dropped at the latest).
     leads: RefCell<Vec<String>>,
     looked_up: RefCell<Option<String>>,
-    /// Whether every KV operation so far succeeded.
-    pub kv_ok: Cell<bool>,
 }
 
 impl WorkersHost {
-    /// A host for one request carrying `body`.
+    /// A host serving with `live`.
     #[must_use]
-    pub fn new(live: Rc<Live>, kv: Option<KvStore>, ctx: Rc<Context>, body: Rc<Vec<u8>>) -> Self {
+    pub fn new(live: Rc<Live>, env: &Env, kv: Option<KvStore>, ctx: Option<Rc<Context>>) -> Self {
+        let (env, leads, looked_up) = (env.clone(), RefCell::default(), RefCell::default());
         WorkersHost {
-            kv_ok: Cell::new(kv.is_some()),
             live,
+            env,
             kv,
             ctx,
-            body,
-            leads: RefCell::new(Vec::new()),
-            looked_up: RefCell::new(None),
+            leads,
+            looked_up,
         }
     }
 
-    /// The cache key this request looked up, if any.
-    #[must_use]
-    pub fn looked_up(&self) -> Option<String> {
-        self.looked_up.borrow().clone()
-    }
-
-    fn promote(key: &str, bytes: &[u8]) {
-        if let Ok(e) = Entry::decode(bytes) {
-            let t = now();
-            let keep = e.swr_until.max(e.sie_until).saturating_since(t);
-            with_isolate(|i| i.l1.put(key, bytes.to_vec(), keep, t));
-        }
-    }
-
-    async fn lookup(&self, key: &str) -> Option<Vec<u8>> {
-        if let Some(v) = with_isolate(|i| i.l1.get(key, now())) {
-            with_isolate(|i| i.hits.l1 += 1);
-            return Some(v);
-        }
-        if let Some(kv) = &self.kv {
-            match kv.get(&cache_kv_key(key)).bytes().await {
-                Ok(Some(v)) => {
-                    Self::promote(key, &v);
-                    with_isolate(|i| i.hits.kv += 1);
-                    return Some(v);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.kv_ok.set(false);
-                    crate::log_event("warn", &format!("cache read from KV failed: {e}"));
-                }
+    /// The entry of `key` in the first tier that has it, and whether core would serve it
+    /// without going upstream; an entry from KV or the Cache API is kept in L1 as long as core
+    /// may still use it.
+    async fn lookup(&self, key: &str) -> (Option<Vec<u8>>, bool) {
+        let Some((v, tier)) = self.tier(key).await else {
+            return (None, false);
+        };
+        let entry = Entry::decode(&v).ok();
+        with_isolate(|i| {
+            i.hits[tier] += 1;
+            if let (Some(e), true) = (&entry, tier > 0) {
+                i.l1.put(
+                    key,
+                    v.clone(),
+                    e.swr_until.max(e.sie_until).saturating_since(now()),
+                    now(),
+                );
             }
+        });
+        let fresh = |e: Entry| {
+            matches!(
+                e.freshness(now()),
+                Freshness::Fresh | Freshness::StaleWhileRevalidate
+            )
+        };
+        (Some(v), entry.is_some_and(fresh))
+    }
+
+    async fn tier(&self, key: &str) -> Option<(Vec<u8>, usize)> {
+        if let Some(v) = with_isolate(|i| i.l1.get(key, now())) {
+            return Some((v, 0));
         }
-        let cache = edge_cache()?;
-        let mut r = cache.get(edge_url(key), false).await.ok()??;
-        let v = r.bytes().await.ok()?;
-        Self::promote(key, &v);
-        with_isolate(|i| i.hits.edge += 1);
-        Some(v)
+        match kv_get(self.kv.as_ref(), &cache_kv_key(key)).await {
+            Ok(Some(v)) => return Some((v, 1)),
+            Err(e) if self.kv.is_some() => warn(&format!("cache read from KV failed: {e}")),
+            _ => {}
+        }
+        let (cache, url) = edge_cache(key)?;
+        Some((cache.get(url, false).await.ok()??.bytes().await.ok()?, 2))
     }
 }
 
 fn release_lead(key: &str) {
     if let Some(slot) = with_isolate(|i| i.inflight.remove(key)) {
-        slot.borrow_mut().done = true;
+        *slot.borrow_mut() = true;
     }
 }
 
 impl Drop for WorkersHost {
     fn drop(&mut self) {
-        for k in self.leads.borrow_mut().drain(..) {
-            release_lead(&k);
-        }
+        self.leads
+            .borrow_mut()
+            .drain(..)
+            .for_each(|k| release_lead(&k));
     }
 }
 
-impl Host for WorkersHost {
-    type Body = UpBody;
-
+impl HookHost for WorkersHost {
     fn now(&self) -> Instant {
         now()
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        kv_get(self.kv.as_ref(), key).await
+    }
+
+    async fn kv_put(&self, key: &str, v: Vec<u8>, ttl: Option<Duration>) -> Result<(), KvError> {
+        kv_put(self.kv.as_ref(), key, &v, ttl).await
+    }
+
+    async fn kv_delete(&self, key: &str) -> Result<(), KvError> {
+        bound(self.kv.as_ref())?.delete(key).await.map_err(kv_err)
+    }
+
+    async fn kv_list(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+        let (kv, mut keys, mut cursor) = (bound(self.kv.as_ref())?, Vec::new(), None);
+        loop {
+            let list = kv.list().prefix(prefix.to_string());
+            let list = match cursor.take() {
+                Some(c) => list.cursor(c),
+                None => list,
+            };
+            let page = list.execute().await.map_err(kv_err)?;
+            keys.extend(page.keys.into_iter().map(|k| k.name));
+            match page.cursor {
+                Some(c) if !page.list_complete && !c.is_empty() => cursor = Some(c),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<u16, PostError> {
+        let dests = self
+            .live
+            .router
+            .config
+            .webhooks
+            .iter()
+            .flat_map(|w| &w.destinations);
+        let allow_private = dests.into_iter().any(|d| d.url == url && d.allow_private);
+        match send(
+            Method::Post,
+            url,
+            headers,
+            Some(body),
+            allow_private,
+            deadline,
+        )
+        .await
+        {
+            Ok(mut resp) => {
+                // drained (within the deadline) so the connection can be reused
+                let _ = select(pin!(resp.bytes()), pin!(sleep_until(deadline))).await;
+                Ok(resp.status_code())
+            }
+            Err((FetchError::Timeout, _)) => Err(PostError::Timeout),
+            Err((FetchError::Reset, m)) => Err(PostError::Network(m)),
+            Err((_, m)) => Err(PostError::Refused(m)),
+        }
+    }
+
+    async fn sleep_until(&self, t: Instant) {
+        sleep_until(t).await;
+    }
+}
+
+impl AppHost for WorkersHost {
+    type In = Request;
+    type Body = UpBody;
+
+    async fn read_in(&self, mut body: Request, cap: u64) -> Result<Vec<u8>, ReadError> {
+        let b = body
+            .bytes()
+            .await
+            .map_err(|e| ReadError::Failed(e.to_string()))?;
+        if b.len() as u64 > cap {
+            return Err(ReadError::TooLarge);
+        }
+        Ok(b)
+    }
+
+    async fn send(&self, a: &Attempt, body: &[u8]) -> Result<UpstreamResponse<UpBody>, FetchError> {
+        let method = Method::from(a.method.as_str().to_string());
+        let body = (!matches!(method, Method::Get | Method::Head)).then_some(body);
+        let resp = send(
+            method,
+            &a.url,
+            &a.headers,
+            body,
+            a.allow_private,
+            a.deadline,
+        )
+        .await;
+        let resp = resp.map_err(|(kind, _)| kind)?;
+        let (status, headers) = (resp.status_code(), resp.headers().entries().collect());
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body: UpBody::Js(resp),
+        })
     }
 
     fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         f(&mut self.live.state.borrow_mut())
     }
 
-    async fn fetch(&self, attempt: &Attempt) -> Result<UpstreamResponse<UpBody>, FetchError> {
-        let timeout = attempt.deadline.saturating_since(now());
-        if timeout.is_zero() {
-            return Err(FetchError::Timeout);
-        }
-        let url = worker::Url::parse(&attempt.url).map_err(|_| FetchError::Connect)?;
-        let host = url.host_str().unwrap_or("");
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if !attempt.allow_private && is_private_host(host) {
-            return Err(FetchError::Forbidden);
-        }
-        let headers = Headers::new();
-        for (n, v) in &attempt.headers {
-            if !forbidden_outbound(n) {
-                let _ = headers.append(n, v);
-            }
-        }
-        let mut init = RequestInit::new();
-        init.with_method(Method::from(attempt.method.as_str().to_string()))
-            .with_headers(headers)
-            .with_redirect(RequestRedirect::Manual);
-        let bodiless = matches!(attempt.method.as_str(), "GET" | "HEAD");
-        if !bodiless && !self.body.is_empty() {
-            init.with_body(Some(Uint8Array::from(self.body.as_slice()).into()));
-        }
-        let req = Request::new_with_init(url.as_str(), &init).map_err(|_| FetchError::Connect)?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let fetch = Fetch::Request(req);
-        let send = pin!(fetch.send_with_signal(&signal));
-        let delay = pin!(Delay::from(timeout));
-        let resp = match select(send, delay).await {
-            Either::Left((Ok(r), _)) => r,
-            Either::Left((Err(e), _)) => return Err(classify(&e)),
-            Either::Right(((), _)) => {
-                controller.abort();
-                return Err(FetchError::Timeout);
-            }
-        };
-        Ok(UpstreamResponse {
-            status: resp.status_code(),
-            headers: resp.headers().entries().collect(),
-            body: UpBody::Js(resp),
-        })
-    }
-
-    async fn sleep_until(&self, t: Instant) {
-        let d = t.saturating_since(now());
-        if !d.is_zero() {
-            Delay::from(d).await;
-        }
-    }
-
     async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
         *self.looked_up.borrow_mut() = Some(key.to_string());
-        let mut waited = false;
-        loop {
-            let found = self.lookup(key).await;
-            if waited || found.as_deref().is_some_and(|b| servable(b, now())) {
-                return found;
-            }
-            let slot = with_isolate(|i| match i.inflight.get(key) {
-                Some(s) => {
-                    i.collapsed += 1;
-                    Some(Rc::clone(s))
-                }
-                None => {
-                    i.inflight.insert(key.to_string(), Rc::default());
-                    None
-                }
-            });
-            match slot {
-                None => {
-                    self.leads.borrow_mut().push(key.to_string());
-                    return found;
-                }
-                Some(s) => {
-                    let until = now().saturating_add(COLLAPSE_WAIT);
-                    while !s.borrow().done && now() < until {
-                        Delay::from(COLLAPSE_POLL).await;
-                    }
-                    waited = true;
-                }
-            }
+        let (found, servable) = self.lookup(key).await;
+        if servable {
+            return found;
         }
+        let slot = with_isolate(|i| {
+            let s = i.inflight.get(key).cloned();
+            i.collapsed += u64::from(s.is_some());
+            i.inflight.entry(key.to_string()).or_default();
+            s
+        });
+        let Some(s) = slot else {
+            self.leads.borrow_mut().push(key.to_string());
+            return found;
+        };
+        let until = now() + COLLAPSE_WAIT;
+        while !*s.borrow() && now() < until {
+            Delay::from(COLLAPSE_POLL).await;
+        }
+        self.lookup(key).await.0
     }
 
     async fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration) {
         with_isolate(|i| i.l1.put(key, value.clone(), ttl, now()));
-        // the shared tiers are written after the answer: they only serve later requests
-        let kv = self.kv.clone();
-        let key = key.to_string();
-        self.ctx.wait_until(async move {
-            if let Some(kv) = kv {
-                let put = kv
-                    .put_bytes(&cache_kv_key(&key), &value)
-                    .map(|p| p.expiration_ttl(ttl.as_secs().max(KV_MIN_TTL_S)));
-                let r = match put {
-                    Ok(p) => p.execute().await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = r {
-                    crate::log_event("warn", &format!("cache write to KV failed: {e}"));
-                }
+        // the shared tiers only serve later requests: written after the answer
+        let (kv, key) = (self.kv.clone(), key.to_string());
+        let write = async move {
+            let r = kv_put(kv.as_ref(), &cache_kv_key(&key), &value, Some(ttl)).await;
+            if let (Some(_), Err(e)) = (&kv, r) {
+                warn(&format!("cache write to KV failed: {e}"));
             }
-            if let (Some(cache), true) = (edge_cache(), ttl.as_secs() > 0) {
+            if let (Some((cache, url)), true) = (edge_cache(&key), ttl.as_secs() > 0) {
                 let h = Headers::new();
                 let _ = h.set("cache-control", &format!("max-age={}", ttl.as_secs()));
-                let _ = h.set("content-type", "application/octet-stream");
-                let resp = worker::ResponseBuilder::new().with_headers(h).fixed(value);
-                if let Err(e) = cache.put(edge_url(&key), resp).await {
-                    crate::log_event("warn", &format!("cache write to the Cache API failed: {e}"));
+                if let Err(e) = cache
+                    .put(url, ResponseBuilder::new().with_headers(h).fixed(value))
+                    .await
+                {
+                    warn(&format!("cache write to the Cache API failed: {e}"));
                 }
             }
-        });
+        };
+        match &self.ctx {
+            Some(ctx) => ctx.wait_until(write),
+            None => write.await,
+        }
     }
 
     fn cache_release(&self, key: &str) {
@@ -530,13 +585,11 @@ impl Host for WorkersHost {
             UpBody::Bytes(b) => return Err(UpBody::Bytes(b)),
             UpBody::Js(r) => r,
         };
-        let declared = resp
-            .headers()
-            .get("content-length")
-            .ok()
-            .flatten()
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > cap as u64) {
+        let declared = resp.headers().get("content-length").ok().flatten();
+        if declared
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > cap as u64)
+        {
             return Err(UpBody::Js(resp));
         }
         match resp.bytes().await {
@@ -546,56 +599,111 @@ impl Host for WorkersHost {
             Err(_) => Err(UpBody::Bytes(Vec::new())),
         }
     }
+
+    fn platform(&self) -> Platform {
+        let material = self.live.state.borrow().material;
+        let (cache, isolate) = with_isolate(|i| {
+            let (entries, bytes, capacity_bytes) = i.l1.stats();
+            let (store, collapsed) = (STORE_KIND.to_string(), i.collapsed);
+            let isolate = serde_json::json!({
+                "tiers": { "l1_hits": i.hits[0], "kv_hits": i.hits[1], "edge_cache_hits": i.hits[2] },
+                "snapshot": {
+                    "material": material,
+                    "saved_material": i.saved.0,
+                    "write_pending": i.write_pending,
+                    "writes": i.saved.1,
+                    "restored_at_start": i.restored,
+                },
+            });
+            (
+                CacheStats {
+                    entries,
+                    bytes,
+                    capacity_bytes,
+                    store,
+                    collapsed,
+                },
+                isolate,
+            )
+        });
+        let mut extra = serde_json::Map::new();
+        extra.insert("config".into(), self.live.source.name().into());
+        extra.insert("isolate".into(), isolate);
+        Platform {
+            store: STORE_KIND,
+            ready: self.kv.is_some(),
+            cache,
+            extra,
+            metrics: String::new(),
+        }
+    }
+
+    async fn reload(&self) -> Result<Reloaded, Vec<String>> {
+        let l = config::current(&self.env, self.kv.as_ref(), true).await?;
+        if let Some(errors) = with_isolate(|i| i.rejected.as_ref().map(|(_, e)| e.clone())) {
+            return Err(errors);
+        }
+        let (generation, source) = (l.generation, l.source.name());
+        Ok(Reloaded {
+            generation,
+            source,
+            warnings: l.router.warnings.clone(),
+        })
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.live.registry
+    }
+
+    async fn install_registry(&self, registry: Registry) {
+        config::install_registry(&self.env, self.kv.as_ref(), registry).await;
+    }
+
+    async fn claim_refresh(&self, key: &str) -> bool {
+        with_isolate(|i| i.revalidating.insert(key.to_string()))
+    }
+
+    async fn release_refresh(&self, key: &str) {
+        with_isolate(|i| i.revalidating.remove(key));
+    }
+
+    fn looked_up(&self) -> Option<String> {
+        self.looked_up.borrow().clone()
+    }
 }
 
 /// Schedules a write of the state snapshot to KV when core counted a material change since
 /// the last one: at most one write per [`WRITE_INTERVAL`] per isolate, done in `wait_until`
 /// after the answer (a change is written within that interval even if no request follows).
 pub fn write_behind(live: &Live, kv: Option<&KvStore>, ctx: &Context) {
-    let Some(kv) = kv.cloned() else { return };
-    let material = live.state.borrow().material;
-    let schedule = with_isolate(|i| {
-        if i.write_pending || material == i.saved_material {
-            false
-        } else {
-            i.write_pending = true;
-            true
-        }
+    let (Some(kv), material) = (kv.cloned(), live.state.borrow().material) else {
+        return;
+    };
+    let due = with_isolate(|i| {
+        let due = !i.write_pending && material != i.saved.0;
+        i.write_pending |= due;
+        due
     });
-    if !schedule {
+    if !due {
         return;
     }
     ctx.wait_until(async move {
-        let wait = with_isolate(|i| {
-            i.saved_at.map_or(Duration::ZERO, |s| {
-                s.saturating_add(WRITE_INTERVAL).saturating_since(now())
-            })
-        });
-        if !wait.is_zero() {
-            Delay::from(wait).await;
-        }
+        sleep_until(with_isolate(|i| i.saved_at).map_or(now(), |s| s + WRITE_INTERVAL)).await;
         // the latest generation's state, as it is now
-        let Some((material, bytes)) = with_isolate(|i| i.live.clone()).map(|l| {
-            let s = l.state.borrow();
-            (s.material, snapshot::encode(&l.router.config, &s))
-        }) else {
-            with_isolate(|i| i.write_pending = false);
+        let Some(l) = with_isolate(|i| i.live.clone()) else {
             return;
         };
-        let r = match kv.put_bytes(STATE_KEY, &bytes) {
-            Ok(p) => p.execute().await,
-            Err(e) => Err(e),
-        };
+        let material = l.state.borrow().material;
+        let bytes = snapshot::encode(&l.router.config, &l.state.borrow());
+        let r = kv_put(Some(&kv), STATE_KEY, &bytes, None).await;
         with_isolate(|i| {
-            i.write_pending = false;
-            i.saved_at = Some(now());
+            (i.write_pending, i.saved_at) = (false, Some(now()));
             if r.is_ok() {
-                i.saved_material = material;
-                i.writes += 1;
+                i.saved = (material, i.saved.1 + 1);
             }
         });
         if let Err(e) = r {
-            crate::log_event("warn", &format!("state snapshot not written: {e}"));
+            warn(&format!("state snapshot not written: {e}"));
         }
     });
 }
@@ -608,69 +716,42 @@ mod tests {
     const MIN: Duration = Duration::from_secs(60);
 
     #[test]
-    fn l1_evicts_the_least_recently_used_entry_to_stay_within_its_bound() {
+    fn l1_is_an_lru_bounded_in_bytes_whose_entries_expire() {
         let mut l1 = L1::default();
         l1.set_capacity(30);
-        l1.put("a", vec![0; 9], MIN, T0); // 10 bytes with the key
-        l1.put("b", vec![0; 9], MIN, T0);
-        l1.put("c", vec![0; 9], MIN, T0);
+        for k in ["a", "b", "c"] {
+            l1.put(k, vec![0; 9], MIN, T0); // 10 bytes with the key
+        }
         assert!(l1.get("a", T0).is_some(), "touch a: b is now the oldest");
         l1.put("d", vec![0; 9], MIN, T0);
         assert_eq!(l1.stats(), (3, 30, 30));
         assert!(l1.get("b", T0).is_none());
-        for k in ["a", "c", "d"] {
-            assert!(l1.get(k, T0).is_some(), "{k}");
-        }
-    }
-
-    #[test]
-    fn l1_drops_expired_oversized_and_zero_ttl_entries() {
-        let mut l1 = L1::default();
-        l1.set_capacity(100);
-        l1.put("old", vec![1], Duration::from_secs(5), T0);
-        assert!(l1
-            .get("old", T0.saturating_add(Duration::from_secs(4)))
-            .is_some());
-        assert!(l1
-            .get("old", T0.saturating_add(Duration::from_secs(5)))
-            .is_none());
+        assert!(["a", "c", "d"].iter().all(|k| l1.get(k, T0).is_some()));
+        l1.put("old", vec![], Duration::from_secs(5), T0);
+        assert!(l1.get("old", T0 + Duration::from_secs(4)).is_some());
+        assert!(
+            l1.get("old", T0 + Duration::from_secs(5)).is_none(),
+            "expired"
+        );
         l1.put("big", vec![0; 200], MIN, T0);
         l1.put("none", vec![0; 1], Duration::ZERO, T0);
-        assert_eq!(l1.stats(), (0, 0, 100));
-        l1.put("k", vec![1, 2], MIN, T0);
-        l1.put("k", vec![3], MIN, T0);
-        assert_eq!(l1.get("k", T0), Some(vec![3]), "a put replaces");
-        assert_eq!(l1.stats().1, 2);
-    }
-
-    #[test]
-    fn l1_capacity_is_capped_for_isolate_memory() {
-        let mut l1 = L1::default();
+        assert_eq!(
+            l1.stats().0,
+            2,
+            "oversized and zero-TTL entries are not kept"
+        );
         l1.set_capacity(u64::MAX);
-        assert_eq!(l1.stats().2, 32 << 20);
+        assert_eq!(l1.stats().2, 32 << 20, "capped for isolate memory");
     }
 
     #[test]
     fn long_cache_keys_are_hashed_to_fit_kv() {
         assert_eq!(cache_kv_key("t:r:GET"), "mosaic:cache:t:r:GET");
-        let long = "k".repeat(1000);
-        let k = cache_kv_key(&long);
+        let k = cache_kv_key(&"k".repeat(1000));
         assert!(
             k.starts_with("mosaic:cache:sha256:") && k.len() < 512,
             "{k}"
         );
         assert_ne!(cache_kv_key(&"k".repeat(999)), k);
-    }
-
-    #[test]
-    fn only_failures_that_prove_nothing_was_sent_are_connect_errors() {
-        let e = |m: &str| classify(&worker::Error::RustError(m.into()));
-        assert_eq!(
-            e("TypeError: fetch failed: connect ECONNREFUSED"),
-            FetchError::Connect
-        );
-        assert_eq!(e("DNS lookup failed"), FetchError::Connect);
-        assert_eq!(e("Network connection lost."), FetchError::Reset);
-        assert_eq!(e("internal error"), FetchError::Reset);
     }
 }
