@@ -8,8 +8,9 @@
 //!
 //! Scenarios of the local suite not run here, and why:
 //! - `concurrent_misses_collapse`: collapsing concurrent misses needs memory shared by the
-//!   requests; Spin gives each request its own instance and its key-value store has no lock or
-//!   atomic operation, so N concurrent misses make up to N upstream requests.
+//!   requests; Spin gives each request its own instance (the host's `tier::Collapse` covers one
+//!   instance) and its key-value store has no lock or atomic operation, so N concurrent misses
+//!   make up to N upstream requests.
 //! - `headers_and_credentials`: it expects `X-Forwarded-For: 127.0.0.1`, which comes from
 //!   Spin's `spin-client-addr` header; `wasmtime serve` does not send it. The rest of it is
 //!   checked by [`headers_and_credentials_without_client_address`].

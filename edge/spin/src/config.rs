@@ -17,11 +17,11 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
 
-use mosaic_core::{config::SecretRef, snapshot, State};
+use mosaic_core::{config::SecretRef, snapshot, tier::L1, State};
 use mosaic_providers::app::{self, Source, CONFIG_KEY, GOOD_KEY};
 use spin_sdk::key_value::Store;
 
-use crate::host::{get, SpinHost, STATE_KEY};
+use crate::host::{get, SpinHost, L1_MAX_BYTES, STATE_KEY};
 
 /// The Spin variable holding the config text.
 pub const CONFIG_VAR: &str = "config";
@@ -64,9 +64,7 @@ pub async fn open(store: Option<Store>) -> Result<SpinHost, Vec<String>> {
         }
     };
     let (registry, line) = app::load_registry(get(s, app::PROVIDERS_KEY).await.as_deref());
-    if let Some(line) = line {
-        crate::emit(&line);
-    }
+    line.iter().for_each(crate::emit);
     let mut found: BTreeMap<SecretRef, String> = BTreeMap::new();
     for r in config.secret_refs() {
         if let SecretRef::Env(n) | SecretRef::Binding(n) = &r {
@@ -77,13 +75,14 @@ pub async fn open(store: Option<Store>) -> Result<SpinHost, Vec<String>> {
     }
     let router = app::build_router(config, &registry, |r| found.get(r).cloned());
     let mut state = State::new(&router.config, crate::random_u64(0x73_7461_7465));
-    if let Some(bytes) = get(s, STATE_KEY).await {
-        // a garbage or foreign snapshot means starting fresh
-        if let Err(e) = snapshot::decode_into(&router.config, &mut state, &bytes) {
-            crate::warn(&format!("state snapshot ignored: {e}"));
-        }
+    let snap = get(s, STATE_KEY).await;
+    // a garbage or foreign snapshot means starting fresh
+    if let Some(Err(e)) = snap.map(|b| snapshot::decode_into(&router.config, &mut state, &b)) {
+        crate::warn(&format!("state snapshot ignored: {e}"));
     }
     Ok(SpinHost {
+        l1: RefCell::new(L1::new(router.config.server.cache_bytes.min(L1_MAX_BYTES))),
+        collapse: RefCell::default(),
         saved: Cell::new(state.material),
         state: RefCell::new(state),
         store,

@@ -12,13 +12,12 @@ use core::{future::Future, pin::Pin, task::Context, task::Poll, time::Duration};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
-use mosaic_core::cache::{Entry, Freshness};
 use mosaic_core::engine::{Attempt, FetchError};
+use mosaic_core::tier::{self, Collapse, Turn, L1};
 use mosaic_core::{admin::CacheStats, driver::UpstreamResponse, http::is_hop_by_hop};
 use mosaic_core::{snapshot, target::is_private_host, time::Instant, Router, State};
 use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded, Source, GOOD_KEY};
 use mosaic_providers::{declarative::Registry, hooks::HookHost, hooks::KvError, hooks::PostError};
-use sha2::{Digest, Sha256};
 use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::http::types::ErrorCode;
 use spin_sdk::wasip3::http_compat::{IncomingRequestBody, IncomingResponseBody};
@@ -27,14 +26,14 @@ use spin_sdk::wasip3::http_compat::{IncomingRequestBody, IncomingResponseBody};
 pub const STORE_KIND: &str = "spin-kv";
 /// KV key of the state snapshot.
 pub const STATE_KEY: &str = "mosaic:state";
-/// Prefix of cache entries in the KV store.
-pub const CACHE_PREFIX: &str = "mosaic:cache:";
 /// Prefix of the markers that let one instance refresh a stale entry while others serve it.
 pub const REFRESH_PREFIX: &str = "mosaic:refresh:";
 /// How long a refresh marker holds off other refreshes of the same entry.
 const REFRESH_LEASE: Duration = Duration::from_secs(30);
-/// Keys longer than this are stored under a hash (Spin limits keys to 255 bytes).
-const MAX_PLAIN_KEY: usize = 200;
+/// Upper bound of the instance's L1, whatever `server.cache_bytes` says.
+pub const L1_MAX_BYTES: u64 = 32 << 20;
+/// How often a collapsed miss looks whether the leader is done.
+const COLLAPSE_POLL: Duration = Duration::from_millis(10);
 /// First bytes of a value stored with a TTL (then 8 bytes of expiry in µs, little endian):
 /// Spin's store has no TTL of its own.
 pub const TTL_MAGIC: &[u8; 4] = b"MTTL";
@@ -48,14 +47,11 @@ pub fn wall_now() -> Instant {
     Instant::from_micros(micros)
 }
 
-/// The KV key of cache entry `key` under `prefix`: plain when short, else a SHA-256 of it.
+/// The KV key of the refresh lease of cache key `key`: its shared-tier key
+/// ([`tier::store_key`]) under [`REFRESH_PREFIX`].
 #[must_use]
-pub fn cache_kv_key(prefix: &str, key: &str) -> String {
-    if key.len() <= MAX_PLAIN_KEY {
-        return format!("{prefix}{key}");
-    }
-    let hex: String = Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}sha256:{hex}")
+pub fn refresh_key(key: &str) -> String {
+    tier::store_key(key).replacen(tier::CACHE_PREFIX, REFRESH_PREFIX, 1)
 }
 
 /// An upstream response body: possibly some bytes already read, then the rest of the stream.
@@ -112,10 +108,9 @@ fn classify_error(e: &ErrorCode) -> FetchError {
         E::ConnectionReadTimeout | E::ConnectionWriteTimeout | E::HttpResponseTimeout => Timeout,
         E::DnsTimeout | E::DnsError(_) | E::DestinationNotFound => Connect,
         E::DestinationUnavailable | E::DestinationIpUnroutable => Connect,
-        E::ConnectionRefused | E::ConnectionTimeout => Connect,
         E::ConnectionLimitReached | E::TlsProtocolError | E::TlsCertificateError => Connect,
         E::TlsAlertReceived(_) | E::HttpRequestMethodInvalid | E::HttpRequestUriInvalid => Connect,
-        E::ConfigurationError => Connect,
+        E::ConfigurationError | E::ConnectionRefused | E::ConnectionTimeout => Connect,
         _ => Reset,
     }
 }
@@ -184,6 +179,10 @@ pub struct SpinHost {
     pub(crate) state: RefCell<State>,
     pub(crate) saved: Cell<u64>,
     pub(crate) looked_up: RefCell<Option<String>>,
+    /// The instance's in-memory tier in front of the store (core's [`L1`]).
+    pub(crate) l1: RefCell<L1<Vec<u8>>>,
+    /// Misses in flight in this instance (the request and its background refreshes).
+    pub(crate) collapse: RefCell<Collapse>,
 }
 
 impl SpinHost {
@@ -217,6 +216,18 @@ impl SpinHost {
         }
         let until = now.saturating_add(period).as_micros().to_string();
         store.set(key, until.as_bytes()).await.is_ok()
+    }
+
+    /// The entry of `key` in L1, else in the store (then kept in L1 for [`tier::retention`]).
+    async fn lookup(&self, key: &str) -> Option<Vec<u8>> {
+        if let Some(v) = self.l1.borrow_mut().get(key, wall_now()) {
+            return Some(v);
+        }
+        let got = self.kv_get(&tier::store_key(key)).await;
+        let v = got.inspect_err(|e| crate::warn(&format!("cache read failed: {}", e.0))).ok()??;
+        let now = wall_now();
+        self.l1.borrow_mut().put(key, v.clone(), tier::retention(&v, now), now);
+        Some(v)
     }
 
     fn kv(&self) -> Result<&Store, KvError> {
@@ -255,13 +266,6 @@ pub fn header_list(h: &http::HeaderMap) -> Vec<(String, String)> {
 pub async fn get(store: Option<&Store>, key: &str) -> Option<Vec<u8>> {
     let got = store?.get(key).await;
     got.inspect_err(|e| crate::warn(&format!("cannot read `{key}`: {e:?}"))).ok().flatten()
-}
-
-async fn sleep_until(t: Instant) {
-    let d = t.saturating_since(wall_now());
-    if !d.is_zero() {
-        spin_sdk::time::sleep(d).await;
-    }
 }
 
 fn kv_error(e: &spin_sdk::key_value::Error) -> KvError {
@@ -328,7 +332,7 @@ impl HookHost for SpinHost {
     }
 
     async fn sleep_until(&self, t: Instant) {
-        sleep_until(t).await;
+        spin_sdk::time::sleep(t.saturating_since(wall_now())).await;
     }
 }
 
@@ -342,22 +346,27 @@ impl AppHost for SpinHost {
 
     async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
         *self.looked_up.borrow_mut() = Some(key.to_string());
-        let k = cache_kv_key(CACHE_PREFIX, key);
-        let v = get(self.store.as_ref(), &k).await?;
-        // the store keeps no TTL: an entry past every freshness window is dead
-        if Entry::decode(&v).map_or(true, |e| e.freshness(wall_now()) == Freshness::Expired) {
-            let _ = self.store.as_ref()?.delete(&k).await;
-            return None;
+        let found = self.lookup(key).await;
+        if found.as_deref().is_some_and(|v| tier::servable(v, wall_now())) {
+            return found;
         }
-        Some(v)
+        let turn = self.collapse.borrow_mut().join(key, wall_now());
+        let Turn::Wait(until) = turn else { return found };
+        while self.collapse.borrow().in_flight(key, wall_now()) && wall_now() < until {
+            spin_sdk::time::sleep(COLLAPSE_POLL).await;
+        }
+        self.lookup(key).await
     }
 
-    async fn cache_put(&self, key: &str, value: Vec<u8>, _ttl: Duration) {
-        // the entry carries its own times; readers drop it once expired
-        let Some(store) = &self.store else { return };
-        if let Err(e) = store.set(cache_kv_key(CACHE_PREFIX, key), &value).await {
-            crate::warn(&format!("cache write failed: {e:?}"));
+    async fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+        self.l1.borrow_mut().put(key, value.clone(), ttl, wall_now());
+        if let Err(e) = self.kv_put(&tier::store_key(key), value, Some(ttl)).await {
+            crate::warn(&format!("cache write failed: {}", e.0));
         }
+    }
+
+    fn cache_release(&self, key: &str) {
+        self.collapse.borrow_mut().release(key);
     }
 
     async fn read_body(&self, mut body: UpBody, cap: usize) -> Result<Vec<u8>, UpBody> {
@@ -400,7 +409,9 @@ impl AppHost for SpinHost {
     }
 
     fn platform(&self) -> Platform {
-        let cache = CacheStats { store: STORE_KIND.into(), ..CacheStats::default() };
+        let (entries, bytes, capacity_bytes) = self.l1.borrow().stats();
+        let (store, collapsed) = (STORE_KIND.into(), self.collapse.borrow().collapsed);
+        let cache = CacheStats { entries, bytes, capacity_bytes, store, collapsed };
         Platform {
             store: STORE_KIND,
             ready: self.store.is_some(),
@@ -438,13 +449,11 @@ impl AppHost for SpinHost {
     }
 
     async fn claim_refresh(&self, key: &str) -> bool {
-        self.lease(&cache_kv_key(REFRESH_PREFIX, key), REFRESH_LEASE).await
+        self.lease(&refresh_key(key), REFRESH_LEASE).await
     }
 
     async fn release_refresh(&self, key: &str) {
-        if let Some(store) = &self.store {
-            let _ = store.delete(cache_kv_key(REFRESH_PREFIX, key)).await;
-        }
+        let _ = self.kv_delete(&refresh_key(key)).await;
     }
 
     fn looked_up(&self) -> Option<String> {
