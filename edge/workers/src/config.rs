@@ -25,12 +25,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use mosaic_core::config::SecretRef;
+use mosaic_core::tier::L1;
 use mosaic_core::{snapshot, Config, State};
 use mosaic_providers::app::{self, Source};
 use mosaic_providers::declarative::Registry;
 use worker::{Env, KvStore};
 
-use crate::host::{kv_get, kv_put, now, random_u64, with_isolate, Live, STATE_KEY};
+use crate::host::{kv_get, kv_put, now, random_u64, with_isolate, Live, L1_MAX_BYTES, STATE_KEY};
 use crate::{log, warn};
 
 /// The `[vars]` value holding the config text.
@@ -51,9 +52,7 @@ fn secret(env: &Env, r: &SecretRef) -> Option<String> {
 
 async fn read(kv: Option<&KvStore>, key: &str) -> Option<Vec<u8>> {
     let r = kv_get(Some(kv?), key).await;
-    r.map_err(|e| warn(&format!("cannot read `{key}`: {e}")))
-        .ok()
-        .flatten()
+    r.map_err(|e| warn(&format!("cannot read `{key}`: {e}"))).ok().flatten()
 }
 
 fn utf8(bytes: Option<Vec<u8>>) -> Option<String> {
@@ -70,16 +69,10 @@ pub async fn current(
     kv: Option<&KvStore>,
     force: bool,
 ) -> Result<Rc<Live>, Vec<String>> {
-    let interval = env
-        .var(REFRESH_VAR)
-        .ok()
-        .and_then(|v| v.to_string().trim().parse().ok());
+    let interval = env.var(REFRESH_VAR).ok().and_then(|v| v.to_string().trim().parse().ok());
     let interval = interval.map_or(DEFAULT_REFRESH, Duration::from_secs);
     let (t, live) = (now(), with_isolate(|i| i.live.clone()));
-    let due = with_isolate(|i| {
-        i.checked_at
-            .is_none_or(|c| t.saturating_since(c) >= interval)
-    });
+    let due = with_isolate(|i| i.checked_at.is_none_or(|c| t.saturating_since(c) >= interval));
     if let Some(l) = live.as_ref().filter(|_| !(force || due)) {
         return Ok(Rc::clone(l));
     }
@@ -90,10 +83,7 @@ pub async fn current(
     let Some((text, source)) = picked else {
         return live.ok_or_else(|| vec![app::no_source("the variable `MOSAIC_CONFIG`")]);
     };
-    if let Some(l) = live
-        .as_ref()
-        .filter(|l| l.text == text && l.providers == providers)
-    {
+    if let Some(l) = live.as_ref().filter(|l| l.text == text && l.providers == providers) {
         with_isolate(|i| i.rejected = None);
         return Ok(Rc::clone(l));
     }
@@ -117,10 +107,7 @@ pub async fn current(
             let Some((c, good)) = good.and_then(|t| Some((app::text::parse(&t).ok()?, t))) else {
                 return Err(errors);
             };
-            warn(&format!(
-                "serving the last accepted configuration (`{}`)",
-                app::GOOD_KEY
-            ));
+            warn(&format!("serving the last accepted configuration (`{}`)", app::GOOD_KEY));
             (c, good, Source::Fallback)
         }
     };
@@ -144,10 +131,7 @@ async fn remember_good(kv: Option<&KvStore>, text: &str) {
         return;
     }
     if let Err(e) = kv_put(kv, app::GOOD_KEY, text.as_bytes(), None).await {
-        warn(&format!(
-            "cannot keep the accepted config as `{}`: {e}",
-            app::GOOD_KEY
-        ));
+        warn(&format!("cannot keep the accepted config as `{}`: {e}", app::GOOD_KEY));
     }
 }
 
@@ -183,15 +167,7 @@ async fn build(
         None => (restore(&router.config, kv).await, 1),
     };
     let state = RefCell::new(state);
-    let fresh = Rc::new(Live {
-        router,
-        state,
-        registry,
-        text,
-        providers,
-        source,
-        generation,
-    });
+    let fresh = Rc::new(Live { router, state, registry, text, providers, source, generation });
     with_isolate(|i| {
         // a concurrent request of this isolate may have built the same inputs meanwhile
         if let Some(other) = i.live.as_ref().filter(|o| {
@@ -203,7 +179,8 @@ async fn build(
         if source != Source::Fallback {
             i.rejected = None;
         }
-        i.l1.set_capacity(fresh.router.config.server.cache_bytes);
+        let cap = fresh.router.config.server.cache_bytes.min(L1_MAX_BYTES);
+        i.l1.get_or_insert_with(|| L1::new(cap)).set_capacity(cap);
         if old.is_none() {
             i.saved.0 = fresh.state.borrow().material;
         }

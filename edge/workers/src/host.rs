@@ -7,28 +7,28 @@
 //! write-behind bookkeeping. A [`WorkersHost`] is one request's (or one background job's)
 //! view of it.
 //!
-//! Cache tiers: L1 isolate memory (LRU bounded in bytes), L2 Workers KV (entries with a TTL of
-//! at least 60 s, as KV requires), L3 the Cache API of the colo when the runtime has one
-//! (`caches.default`; guarded, so a runtime without it only loses that tier).
+//! Cache tiers, with core's policy ([`tier`]: the L1 bound, retention, keys, miss collapsing):
+//! L1 isolate memory, L2 Workers KV (entries with a TTL of at least 60 s, as KV requires), L3
+//! the Cache API of the colo when the runtime has one (`caches.default`; guarded, so a runtime
+//! without it only loses that tier).
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use mosaic_core::admin::CacheStats;
-use mosaic_core::cache::{Entry, Freshness};
 use mosaic_core::driver::UpstreamResponse;
 use mosaic_core::engine::{Attempt, FetchError};
 use mosaic_core::target::is_private_host;
+use mosaic_core::tier::{self, Turn, L1};
 use mosaic_core::time::Instant;
 use mosaic_core::{snapshot, Router, State};
 use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded, Source};
 use mosaic_providers::declarative::Registry;
 use mosaic_providers::hooks::{HookHost, KvError, PostError};
-use sha2::{Digest, Sha256};
 use wasm_bindgen::JsValue;
 use worker::js_sys::{self, Reflect, Uint8Array};
 use worker::{AbortController, Cache, Context, Date, Delay, Env, Fetch, Headers, KvStore};
@@ -40,22 +40,16 @@ use crate::{config, warn};
 pub const KV_BINDING: &str = "MOSAIC_KV";
 /// KV key of the state snapshot.
 pub const STATE_KEY: &str = "mosaic:state";
-/// Prefix of cache entries in KV.
-pub const CACHE_PREFIX: &str = "mosaic:cache:";
 /// The store kind shown by health and state.
 pub const STORE_KIND: &str = "workers-kv";
 /// Shortest TTL KV accepts.
 const KV_MIN_TTL: Duration = Duration::from_secs(60);
-/// Keys longer than this are stored under a hash (KV keys are at most 512 bytes).
-const MAX_PLAIN_KEY: usize = 400;
-/// Longest a collapsed miss waits for the leader before fetching on its own.
-const COLLAPSE_WAIT: Duration = Duration::from_secs(30);
 /// How often a collapsed miss checks whether the leader is done.
 const COLLAPSE_POLL: Duration = Duration::from_millis(10);
 /// At most one snapshot write per isolate this often (KV allows ~1 write/s per key).
 pub const WRITE_INTERVAL: Duration = Duration::from_secs(5);
 /// Upper bound of the L1 cache, whatever `server.cache_bytes` says (isolates have 128 MB).
-const L1_MAX_BYTES: u64 = 32 << 20;
+pub const L1_MAX_BYTES: u64 = 32 << 20;
 
 /// The clock: `Date::now()`, read fresh on every call (it only advances across I/O).
 #[must_use]
@@ -95,69 +89,6 @@ pub struct Live {
     pub generation: u64,
 }
 
-/// L1: an LRU map bounded in bytes (keys and values); entries expire.
-#[derive(Default)]
-pub struct L1 {
-    /// Key → (value, expiry, last use).
-    map: HashMap<String, (Vec<u8>, Instant, u64)>,
-    /// (bytes held, bound, use counter).
-    size: (u64, u64, u64),
-}
-
-impl L1 {
-    /// Sets the bound (capped at 32 MiB) and evicts down to it.
-    pub fn set_capacity(&mut self, cap: u64) {
-        self.size.1 = cap.min(L1_MAX_BYTES);
-        while self.size.0 > self.size.1 {
-            let Some(k) = self
-                .map
-                .iter()
-                .min_by_key(|(_, v)| v.2)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            self.remove(&k);
-        }
-    }
-
-    fn remove(&mut self, key: &str) {
-        if let Some((v, _, _)) = self.map.remove(key) {
-            self.size.0 -= (v.len() + key.len()) as u64;
-        }
-    }
-
-    /// A live entry.
-    pub fn get(&mut self, key: &str, now: Instant) -> Option<Vec<u8>> {
-        self.size.2 += 1;
-        let (v, expires, used) = self.map.get_mut(key)?;
-        if *expires > now {
-            *used = self.size.2;
-            return Some(v.clone());
-        }
-        self.remove(key);
-        None
-    }
-
-    /// Keeps `value` for `ttl` (not at all when larger than the bound).
-    pub fn put(&mut self, key: &str, value: Vec<u8>, ttl: Duration, now: Instant) {
-        self.remove(key);
-        let size = (value.len() + key.len()) as u64;
-        if size <= self.size.1 && !ttl.is_zero() {
-            self.size = (self.size.0 + size, self.size.1, self.size.2 + 1);
-            self.map
-                .insert(key.to_string(), (value, now + ttl, self.size.2));
-            self.set_capacity(self.size.1);
-        }
-    }
-
-    /// (entries, bytes, bound).
-    #[must_use]
-    pub fn stats(&self) -> (u64, u64, u64) {
-        (self.map.len() as u64, self.size.0, self.size.1)
-    }
-}
-
 /// Everything an isolate keeps between requests.
 #[derive(Default)]
 pub struct Isolate {
@@ -167,15 +98,13 @@ pub struct Isolate {
     pub checked_at: Option<Instant>,
     /// The current source's text and errors when it is invalid (the old config serves).
     pub rejected: Option<(String, Vec<String>)>,
-    /// L1 cache.
-    pub l1: L1,
-    /// Misses being fetched, by cache key: set to `true` when the leader is done. Waiters poll
-    /// it with their own timer rather than being woken by the leader: a future woken from
-    /// another request's handler would continue in that request's I/O context, which workerd
-    /// refuses ("Cannot perform I/O on behalf of a different request").
-    pub inflight: HashMap<String, Rc<RefCell<bool>>>,
-    /// Misses that waited for another request's fetch.
-    pub collapsed: u64,
+    /// The L1 cache (made when the first router is built, sized by `server.cache_bytes`).
+    pub l1: Option<L1<Vec<u8>>>,
+    /// Misses being fetched. Waiters look at it with their own timer rather than being woken
+    /// by the leader: a future woken from another request's handler would continue in that
+    /// request's I/O context, which workerd refuses ("Cannot perform I/O on behalf of a
+    /// different request").
+    pub collapse: tier::Collapse,
     /// Keys being refreshed in the background.
     pub revalidating: BTreeSet<String>,
     /// Hits per tier: isolate memory, Workers KV, Cache API.
@@ -199,27 +128,12 @@ pub fn with_isolate<R>(f: impl FnOnce(&mut Isolate) -> R) -> R {
     ISOLATE.with(|i| f(&mut i.borrow_mut()))
 }
 
-fn sha256_hex(key: &str) -> String {
-    Sha256::digest(key)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The KV key of cache entry `key`: plain when short, else a SHA-256 of it.
-#[must_use]
-pub fn cache_kv_key(key: &str) -> String {
-    match key.len() <= MAX_PLAIN_KEY {
-        true => format!("{CACHE_PREFIX}{key}"),
-        false => format!("{CACHE_PREFIX}sha256:{}", sha256_hex(key)),
-    }
-}
-
 /// The colo's cache (when this runtime has `caches.default`) and the URL of entry `key` in it.
 fn edge_cache(key: &str) -> Option<(Cache, String)> {
     let caches = Reflect::get(&js_sys::global(), &JsValue::from_str("caches")).ok()?;
     let default = Reflect::get(&caches, &JsValue::from_str("default")).ok()?;
-    let url = format!("https://mosaic-cache.invalid/{}", sha256_hex(key));
+    let hex: String = tier::store_key(key).bytes().map(|b| format!("{b:02x}")).collect();
+    let url = format!("https://mosaic-cache.invalid/{hex}");
     (caches.is_object() && default.is_object()).then(|| (Cache::default(), url))
 }
 
@@ -249,11 +163,10 @@ pub async fn kv_put(
     v: &[u8],
     ttl: Option<Duration>,
 ) -> Result<(), KvError> {
-    let put = bound(kv)?.put_bytes(key, v).map_err(kv_err)?;
-    let put = match ttl {
-        Some(t) => put.expiration_ttl(t.max(KV_MIN_TTL).as_secs()),
-        None => put,
-    };
+    let mut put = bound(kv)?.put_bytes(key, v).map_err(kv_err)?;
+    if let Some(t) = ttl {
+        put = put.expiration_ttl(t.max(KV_MIN_TTL).as_secs());
+    }
     put.execute().await.map_err(kv_err)
 }
 
@@ -272,17 +185,10 @@ async fn send(
     deadline: Instant,
 ) -> Result<Response, (FetchError, String)> {
     let unsent = |e: &dyn std::fmt::Display| {
-        (
-            FetchError::Connect,
-            format!("the request could not be built: {e}"),
-        )
+        (FetchError::Connect, format!("the request could not be built: {e}"))
     };
     let url = worker::Url::parse(url).map_err(|e| unsent(&e))?;
-    let host = url
-        .host_str()
-        .unwrap_or("")
-        .trim_start_matches('[')
-        .trim_end_matches(']');
+    let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
     if !allow_private && is_private_host(host) {
         return Err((
             FetchError::Forbidden,
@@ -294,9 +200,7 @@ async fn send(
         let _ = h.append(n, v);
     }
     let mut init = RequestInit::new();
-    init.with_method(method)
-        .with_headers(h)
-        .with_redirect(RequestRedirect::Manual);
+    init.with_method(method).with_headers(h).with_redirect(RequestRedirect::Manual);
     if let Some(b) = body.filter(|b| !b.is_empty()) {
         init.with_body(Some(Uint8Array::from(b).into()));
     }
@@ -340,49 +244,31 @@ impl WorkersHost {
     #[must_use]
     pub fn new(live: Rc<Live>, env: &Env, kv: Option<KvStore>, ctx: Option<Rc<Context>>) -> Self {
         let (env, leads, looked_up) = (env.clone(), RefCell::default(), RefCell::default());
-        WorkersHost {
-            live,
-            env,
-            kv,
-            ctx,
-            leads,
-            looked_up,
-        }
+        WorkersHost { live, env, kv, ctx, leads, looked_up }
     }
 
     /// The entry of `key` in the first tier that has it, and whether core would serve it
     /// without going upstream; an entry from KV or the Cache API is kept in L1 as long as core
     /// may still use it.
     async fn lookup(&self, key: &str) -> (Option<Vec<u8>>, bool) {
-        let Some((v, tier)) = self.tier(key).await else {
+        let Some((v, at)) = self.tier(key).await else {
             return (None, false);
         };
-        let entry = Entry::decode(&v).ok();
         with_isolate(|i| {
-            i.hits[tier] += 1;
-            if let (Some(e), true) = (&entry, tier > 0) {
-                i.l1.put(
-                    key,
-                    v.clone(),
-                    e.swr_until.max(e.sie_until).saturating_since(now()),
-                    now(),
-                );
+            i.hits[at] += 1;
+            if let (Some(l1), true) = (&mut i.l1, at > 0) {
+                l1.put(key, v.clone(), tier::retention(&v, now()), now());
             }
         });
-        let fresh = |e: Entry| {
-            matches!(
-                e.freshness(now()),
-                Freshness::Fresh | Freshness::StaleWhileRevalidate
-            )
-        };
-        (Some(v), entry.is_some_and(fresh))
+        let servable = tier::servable(&v, now());
+        (Some(v), servable)
     }
 
     async fn tier(&self, key: &str) -> Option<(Vec<u8>, usize)> {
-        if let Some(v) = with_isolate(|i| i.l1.get(key, now())) {
+        if let Some(v) = with_isolate(|i| i.l1.as_mut()?.get(key, now())) {
             return Some((v, 0));
         }
-        match kv_get(self.kv.as_ref(), &cache_kv_key(key)).await {
+        match kv_get(self.kv.as_ref(), &tier::store_key(key)).await {
             Ok(Some(v)) => return Some((v, 1)),
             Err(e) if self.kv.is_some() => warn(&format!("cache read from KV failed: {e}")),
             _ => {}
@@ -392,18 +278,10 @@ impl WorkersHost {
     }
 }
 
-fn release_lead(key: &str) {
-    if let Some(slot) = with_isolate(|i| i.inflight.remove(key)) {
-        *slot.borrow_mut() = true;
-    }
-}
-
 impl Drop for WorkersHost {
     fn drop(&mut self) {
-        self.leads
-            .borrow_mut()
-            .drain(..)
-            .for_each(|k| release_lead(&k));
+        let leads = self.leads.take();
+        with_isolate(|i| leads.iter().for_each(|k| i.collapse.release(k)));
     }
 }
 
@@ -448,24 +326,9 @@ impl HookHost for WorkersHost {
         body: &[u8],
         deadline: Instant,
     ) -> Result<u16, PostError> {
-        let dests = self
-            .live
-            .router
-            .config
-            .webhooks
-            .iter()
-            .flat_map(|w| &w.destinations);
+        let dests = self.live.router.config.webhooks.iter().flat_map(|w| &w.destinations);
         let allow_private = dests.into_iter().any(|d| d.url == url && d.allow_private);
-        match send(
-            Method::Post,
-            url,
-            headers,
-            Some(body),
-            allow_private,
-            deadline,
-        )
-        .await
-        {
+        match send(Method::Post, url, headers, Some(body), allow_private, deadline).await {
             Ok(mut resp) => {
                 // drained (within the deadline) so the connection can be reused
                 let _ = select(pin!(resp.bytes()), pin!(sleep_until(deadline))).await;
@@ -487,10 +350,7 @@ impl AppHost for WorkersHost {
     type Body = UpBody;
 
     async fn read_in(&self, mut body: Request, cap: u64) -> Result<Vec<u8>, ReadError> {
-        let b = body
-            .bytes()
-            .await
-            .map_err(|e| ReadError::Failed(e.to_string()))?;
+        let b = body.bytes().await.map_err(|e| ReadError::Failed(e.to_string()))?;
         if b.len() as u64 > cap {
             return Err(ReadError::TooLarge);
         }
@@ -500,22 +360,10 @@ impl AppHost for WorkersHost {
     async fn send(&self, a: &Attempt, body: &[u8]) -> Result<UpstreamResponse<UpBody>, FetchError> {
         let method = Method::from(a.method.as_str().to_string());
         let body = (!matches!(method, Method::Get | Method::Head)).then_some(body);
-        let resp = send(
-            method,
-            &a.url,
-            &a.headers,
-            body,
-            a.allow_private,
-            a.deadline,
-        )
-        .await;
+        let resp = send(method, &a.url, &a.headers, body, a.allow_private, a.deadline).await;
         let resp = resp.map_err(|(kind, _)| kind)?;
         let (status, headers) = (resp.status_code(), resp.headers().entries().collect());
-        Ok(UpstreamResponse {
-            status,
-            headers,
-            body: UpBody::Js(resp),
-        })
+        Ok(UpstreamResponse { status, headers, body: UpBody::Js(resp) })
     }
 
     fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
@@ -528,38 +376,30 @@ impl AppHost for WorkersHost {
         if servable {
             return found;
         }
-        let slot = with_isolate(|i| {
-            let s = i.inflight.get(key).cloned();
-            i.collapsed += u64::from(s.is_some());
-            i.inflight.entry(key.to_string()).or_default();
-            s
-        });
-        let Some(s) = slot else {
+        if with_isolate(|i| i.collapse.join(key, now())) == Turn::Lead {
             self.leads.borrow_mut().push(key.to_string());
             return found;
-        };
-        let until = now() + COLLAPSE_WAIT;
-        while !*s.borrow() && now() < until {
+        }
+        while with_isolate(|i| i.collapse.in_flight(key, now())) {
             Delay::from(COLLAPSE_POLL).await;
         }
         self.lookup(key).await.0
     }
 
     async fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration) {
-        with_isolate(|i| i.l1.put(key, value.clone(), ttl, now()));
+        with_isolate(|i| i.l1.as_mut().map(|l1| l1.put(key, value.clone(), ttl, now())));
         // the shared tiers only serve later requests: written after the answer
         let (kv, key) = (self.kv.clone(), key.to_string());
         let write = async move {
-            let r = kv_put(kv.as_ref(), &cache_kv_key(&key), &value, Some(ttl)).await;
+            let r = kv_put(kv.as_ref(), &tier::store_key(&key), &value, Some(ttl)).await;
             if let (Some(_), Err(e)) = (&kv, r) {
                 warn(&format!("cache write to KV failed: {e}"));
             }
             if let (Some((cache, url)), true) = (edge_cache(&key), ttl.as_secs() > 0) {
                 let h = Headers::new();
                 let _ = h.set("cache-control", &format!("max-age={}", ttl.as_secs()));
-                if let Err(e) = cache
-                    .put(url, ResponseBuilder::new().with_headers(h).fixed(value))
-                    .await
+                if let Err(e) =
+                    cache.put(url, ResponseBuilder::new().with_headers(h).fixed(value)).await
                 {
                     warn(&format!("cache write to the Cache API failed: {e}"));
                 }
@@ -575,7 +415,7 @@ impl AppHost for WorkersHost {
         let mut leads = self.leads.borrow_mut();
         if let Some(pos) = leads.iter().position(|k| k == key) {
             leads.remove(pos);
-            release_lead(key);
+            with_isolate(|i| i.collapse.release(key));
         }
     }
 
@@ -586,10 +426,7 @@ impl AppHost for WorkersHost {
             UpBody::Js(r) => r,
         };
         let declared = resp.headers().get("content-length").ok().flatten();
-        if declared
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > cap as u64)
-        {
+        if declared.and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|n| n > cap as u64) {
             return Err(UpBody::Js(resp));
         }
         match resp.bytes().await {
@@ -603,8 +440,8 @@ impl AppHost for WorkersHost {
     fn platform(&self) -> Platform {
         let material = self.live.state.borrow().material;
         let (cache, isolate) = with_isolate(|i| {
-            let (entries, bytes, capacity_bytes) = i.l1.stats();
-            let (store, collapsed) = (STORE_KIND.to_string(), i.collapsed);
+            let (entries, bytes, capacity_bytes) = i.l1.as_ref().map_or((0, 0, 0), L1::stats);
+            let (store, collapsed) = (STORE_KIND.to_string(), i.collapse.collapsed);
             let isolate = serde_json::json!({
                 "tiers": { "l1_hits": i.hits[0], "kv_hits": i.hits[1], "edge_cache_hits": i.hits[2] },
                 "snapshot": {
@@ -615,16 +452,7 @@ impl AppHost for WorkersHost {
                     "restored_at_start": i.restored,
                 },
             });
-            (
-                CacheStats {
-                    entries,
-                    bytes,
-                    capacity_bytes,
-                    store,
-                    collapsed,
-                },
-                isolate,
-            )
+            (CacheStats { entries, bytes, capacity_bytes, store, collapsed }, isolate)
         });
         let mut extra = serde_json::Map::new();
         extra.insert("config".into(), self.live.source.name().into());
@@ -644,11 +472,7 @@ impl AppHost for WorkersHost {
             return Err(errors);
         }
         let (generation, source) = (l.generation, l.source.name());
-        Ok(Reloaded {
-            generation,
-            source,
-            warnings: l.router.warnings.clone(),
-        })
+        Ok(Reloaded { generation, source, warnings: l.router.warnings.clone() })
     }
 
     fn registry(&self) -> &Registry {
@@ -706,52 +530,4 @@ pub fn write_behind(live: &Live, kv: Option<&KvStore>, ctx: &Context) {
             warn(&format!("state snapshot not written: {e}"));
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T0: Instant = Instant::from_secs(1_000);
-    const MIN: Duration = Duration::from_secs(60);
-
-    #[test]
-    fn l1_is_an_lru_bounded_in_bytes_whose_entries_expire() {
-        let mut l1 = L1::default();
-        l1.set_capacity(30);
-        for k in ["a", "b", "c"] {
-            l1.put(k, vec![0; 9], MIN, T0); // 10 bytes with the key
-        }
-        assert!(l1.get("a", T0).is_some(), "touch a: b is now the oldest");
-        l1.put("d", vec![0; 9], MIN, T0);
-        assert_eq!(l1.stats(), (3, 30, 30));
-        assert!(l1.get("b", T0).is_none());
-        assert!(["a", "c", "d"].iter().all(|k| l1.get(k, T0).is_some()));
-        l1.put("old", vec![], Duration::from_secs(5), T0);
-        assert!(l1.get("old", T0 + Duration::from_secs(4)).is_some());
-        assert!(
-            l1.get("old", T0 + Duration::from_secs(5)).is_none(),
-            "expired"
-        );
-        l1.put("big", vec![0; 200], MIN, T0);
-        l1.put("none", vec![0; 1], Duration::ZERO, T0);
-        assert_eq!(
-            l1.stats().0,
-            2,
-            "oversized and zero-TTL entries are not kept"
-        );
-        l1.set_capacity(u64::MAX);
-        assert_eq!(l1.stats().2, 32 << 20, "capped for isolate memory");
-    }
-
-    #[test]
-    fn long_cache_keys_are_hashed_to_fit_kv() {
-        assert_eq!(cache_kv_key("t:r:GET"), "mosaic:cache:t:r:GET");
-        let k = cache_kv_key(&"k".repeat(1000));
-        assert!(
-            k.starts_with("mosaic:cache:sha256:") && k.len() < 512,
-            "{k}"
-        );
-        assert_ne!(cache_kv_key(&"k".repeat(999)), k);
-    }
 }

@@ -87,11 +87,7 @@ fn locality(req: &Request) -> Locality {
         Some(v.to_ascii_uppercase()).filter(|v| !v.is_empty())
     };
     let continent = s("continent").and_then(|c| Continent::parse(&c));
-    Locality {
-        colo: s("colo"),
-        country: s("country"),
-        continent,
-    }
+    Locality { colo: s("colo"), country: s("country"), continent }
 }
 
 /// Runs `job` in `ctx.wait_until` on a host of its own, then logs its line and schedules the
@@ -114,16 +110,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let kv = env.kv(KV_BINDING).map_err(unbound).ok();
     let method = req.method().to_string();
     let url = req.url().ok();
-    let target = url
-        .as_ref()
-        .map_or("/", |u| &u[Position::BeforePath..Position::AfterQuery]);
+    let target = url.as_ref().map_or("/", |u| &u[Position::BeforePath..Position::AfterQuery]);
     let mut headers: Vec<(String, String)> = req.headers().entries().collect();
-    let ip = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("cf-connecting-ip"));
-    let ip = ip
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty());
+    let ip = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("cf-connecting-ip"));
+    let ip = ip.map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
     // the platform's own `cf-*` request headers describe Cloudflare, not the caller
     headers.retain(|(n, _)| !n.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("cf-")));
     let locality = locality(&req);
@@ -143,10 +133,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
                 locality,
                 id: &id,
             };
-            let serving = Serving {
-                router: &live.router,
-                generation: live.generation,
-            };
+            let serving = Serving { router: &live.router, generation: live.generation };
             let handled = app::handle(&host, serving, inbound).await;
             drop(host);
             handled.lines.into_iter().for_each(log);
@@ -165,16 +152,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         facts.status = reply.status;
     }
     // `MOSAIC_ACCESS_LOG = "off"` drops the access line (measurements; warnings stay)
-    if env
-        .var(ACCESS_LOG_VAR)
-        .map_or(true, |v| v.to_string().trim() != "off")
-    {
-        log(app::access_line(
-            &reply.log,
-            &method,
-            path_of(target),
-            false,
-        ));
+    if env.var(ACCESS_LOG_VAR).map_or(true, |v| v.to_string().trim() != "off") {
+        log(app::access_line(&reply.log, &method, path_of(target), false));
     }
     Ok(response(reply))
 }
@@ -185,20 +164,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 async fn cron(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let kv = match env.kv(KV_BINDING) {
         Ok(kv) => kv,
-        Err(e) => {
-            return warn(&format!(
-                "outbox scan skipped: KV binding `{KV_BINDING}`: {e}"
-            ))
-        }
+        Err(e) => return warn(&format!("outbox scan skipped: KV binding `{KV_BINDING}`: {e}")),
     };
     let live = match config::current(&env, Some(&kv), false).await {
         Ok(l) if l.router.config.webhooks.is_empty() => return,
         Ok(l) => l,
         Err(errors) => {
-            return log(config::errors_line(
-                "outbox scan skipped: no valid configuration",
-                &errors,
-            ))
+            return log(config::errors_line("outbox scan skipped: no valid configuration", &errors))
         }
     };
     let host = WorkersHost::new(Rc::clone(&live), &env, Some(kv), None);
@@ -208,10 +180,7 @@ async fn cron(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     };
     let window = Window::Until(now() + BACKGROUND_WINDOW);
     let runs = due.into_iter().map(|delivery| {
-        let job = Job::Deliver {
-            delivery,
-            why: "resumed by the cron",
-        };
+        let job = Job::Deliver { delivery, why: "resumed by the cron" };
         app::run_job(&host, &live.router, job, window, random_u64())
     });
     join_all(runs).await.into_iter().for_each(log);
