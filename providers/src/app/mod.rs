@@ -49,11 +49,17 @@ use crate::hooks::{
 mod build;
 mod jobs;
 #[cfg(feature = "text")]
+mod lifecycle;
+mod persist;
+#[cfg(feature = "text")]
 pub mod text;
 mod v1;
 
 pub use build::{build_router, no_source, pick_source, reload_state, Source, CONFIG_KEY, GOOD_KEY};
 pub use jobs::{run_job, Job, Revalidate, Window};
+#[cfg(feature = "text")]
+pub use lifecycle::{check, Checked, Fresh, Keeping, Lifecycle, Outcome, SourceKv};
+pub use persist::WriteBehind;
 
 /// The application's KV key of the declarative providers (JSON, see [`crate::declarative`]),
 /// in the host's application namespace (natively `mosaic:` is put before every key).
@@ -482,8 +488,29 @@ async fn read<H: AppHost>(
     })
 }
 
-/// Handles one request; never fails (errors are problem+json replies).
+/// Handles one request; never fails (errors are problem+json replies). The reply's log has
+/// its status filled in, and its latency (on the host's clock) when the host keeps its log
+/// ([`AppHost::keeps_log`]).
 pub async fn handle<H: AppHost>(
+    host: &H,
+    serving: Serving<'_>,
+    req: Inbound<'_, H::In>,
+) -> Handled<H::Body> {
+    // the clock is read only for a log line that will be written (natively, reads of the
+    // clock are counted per request)
+    let started = host.keeps_log().then(|| host.now());
+    let mut h = dispatch(host, serving, req).await;
+    let log = &mut h.reply.log;
+    if let Some(started) = started.filter(|_| log.latency.is_zero()) {
+        log.latency = host.now().saturating_since(started);
+    }
+    if log.status == 0 {
+        log.status = h.reply.status;
+    }
+    h
+}
+
+async fn dispatch<H: AppHost>(
     host: &H,
     serving: Serving<'_>,
     req: Inbound<'_, H::In>,
