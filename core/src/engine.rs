@@ -41,9 +41,9 @@ use core::time::Duration;
 use crate::breaker::{Admission, Breaker, CallResult};
 use crate::cache;
 use crate::config::{AuthScheme, Config, SecretRef};
+use crate::counters::Metrics;
 use crate::http::{is_hop_by_hop, HeaderList, Headers, Method};
 use crate::limit;
-use crate::metrics::Metrics;
 use crate::problem::{Problem, ProblemKind};
 use crate::region::Locality;
 use crate::retry::{parse_retry_after, RetryBudget};
@@ -53,6 +53,8 @@ use crate::select::{self, Inputs, RouteSelection};
 use crate::stats::ProviderStats;
 use crate::target::{join_target, parse_target};
 use crate::time::Instant;
+
+pub use crate::attempt::{AttemptResult, FetchError};
 
 /// Longest cooldown a provider's signals can impose.
 pub const MAX_COOLDOWN: Duration = Duration::from_secs(3600);
@@ -187,32 +189,6 @@ pub struct Attempt {
     pub deadline: Instant,
     /// Whether private/loopback addresses are allowed for this provider.
     pub allow_private: bool,
-}
-
-/// How an attempt failed without a response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FetchError {
-    /// Connection refused, DNS or TLS failure: nothing was sent.
-    Connect,
-    /// The attempt deadline passed.
-    Timeout,
-    /// The connection broke after the request was (maybe) sent.
-    Reset,
-    /// The upstream address is private and the provider does not allow it.
-    Forbidden,
-}
-
-impl FetchError {
-    /// Stable name.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            FetchError::Connect => "connect",
-            FetchError::Timeout => "timeout",
-            FetchError::Reset => "reset",
-            FetchError::Forbidden => "forbidden-address",
-        }
-    }
 }
 
 /// What an attempt produced.
@@ -837,15 +813,6 @@ pub struct AttemptRecord {
     pub result: Option<AttemptResult>,
     /// Latency.
     pub latency: Duration,
-}
-
-/// The result of an attempt, for logs and transcripts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttemptResult {
-    /// A status.
-    Status(u16),
-    /// An error.
-    Error(FetchError),
 }
 
 /// A request in flight through the engine.

@@ -24,10 +24,12 @@
 extern crate alloc;
 
 pub mod admin;
+mod attempt;
 pub mod breaker;
 pub mod cache;
 pub mod codec;
 pub mod config;
+mod counters;
 pub mod driver;
 pub mod engine;
 pub mod head;
