@@ -12,8 +12,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::config::Route;
-use crate::http::{Headers, Method};
+use crate::http::{Headers, Method, MethodSet};
 
 /// Most parameters a pattern may have.
 pub const MAX_PARAMS: usize = 8;
@@ -259,10 +258,23 @@ impl Node {
 
 #[derive(Clone, Debug)]
 struct Entry {
-    methods: crate::http::MethodSet,
+    methods: MethodSet,
     host: Option<Box<str>>,
     headers: Vec<(Box<str>, Option<Box<str>>)>,
     names: Vec<Box<str>>,
+}
+
+/// What [`RouteTable::build`] reads of a route: the validated configuration's routes implement
+/// it, and the table knows nothing else of them.
+pub trait Matcher {
+    /// Methods matched.
+    fn methods(&self) -> MethodSet;
+    /// Host matched (lowercase); any when `None`.
+    fn host(&self) -> Option<&str>;
+    /// Path pattern.
+    fn pattern(&self) -> &PathPattern;
+    /// Header predicates: lowercase name → `Some(value)` exact or `None` present.
+    fn headers(&self) -> &[(String, Option<String>)];
 }
 
 /// Two routes that would match the same requests.
@@ -295,25 +307,26 @@ impl RouteTable {
     ///
     /// # Errors
     /// Every pair of conflicting routes.
-    pub fn build(routes: &[Route]) -> Result<RouteTable, Vec<Conflict>> {
+    pub fn build<R: Matcher>(routes: &[R]) -> Result<RouteTable, Vec<Conflict>> {
         let mut t = RouteTable::default();
         let mut conflicts = Vec::new();
         for (ix, r) in routes.iter().enumerate() {
+            let pattern = r.pattern();
             let mut headers: Vec<(Box<str>, Option<Box<str>>)> = r
-                .headers
+                .headers()
                 .iter()
                 .map(|(n, v)| (n.as_str().into(), v.as_deref().map(Into::into)))
                 .collect();
             headers.sort();
             t.entries.push(Entry {
-                methods: r.methods,
-                host: r.host.as_deref().map(Into::into),
+                methods: r.methods(),
+                host: r.host().map(Into::into),
                 headers,
-                names: r.pattern.param_names().map(Into::into).collect(),
+                names: pattern.param_names().map(Into::into).collect(),
             });
             let mut node = &mut t.root;
             let mut slot_is_catch_all = false;
-            for seg in &r.pattern.segments {
+            for seg in &pattern.segments {
                 match seg {
                     Segment::Static(s) => {
                         let pos = node
@@ -338,7 +351,7 @@ impl RouteTable {
             }
             let slot = if slot_is_catch_all {
                 &mut node.catch_all
-            } else if r.pattern.trailing_slash {
+            } else if pattern.trailing_slash {
                 &mut node.leaves_slash
             } else {
                 &mut node.leaves
@@ -496,7 +509,6 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{RawConfig, RawMatch, RawProvider, RawRoute};
     use alloc::vec;
 
     type Expect = (
@@ -512,44 +524,62 @@ mod tests {
         matches: Vec<Expect>,
     }
 
-    fn config(routes: &[(&str, &str, Option<&str>)]) -> crate::config::Config {
-        let raw = RawConfig {
-            providers: vec![RawProvider {
-                id: "p".into(),
-                kind: "http".into(),
-                base_url: "https://example.com".into(),
-                ..Default::default()
-            }],
-            routes: routes
-                .iter()
-                .enumerate()
-                .map(|(i, (m, p, host))| RawRoute {
-                    name: format!("r{i}"),
-                    matcher: RawMatch {
-                        methods: if m.is_empty() {
-                            vec![]
-                        } else {
-                            vec![(*m).into()]
-                        },
-                        host: host.map(Into::into),
-                        path: (*p).into(),
-                        headers: Default::default(),
-                    },
-                    providers: vec!["p".into()],
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
-        raw.validate().unwrap()
+    /// A route as the table sees it, normalized as validation leaves it (lowercase host and
+    /// header names, `None` for a header that need only be present).
+    struct TestRoute {
+        name: String,
+        methods: MethodSet,
+        host: Option<String>,
+        pattern: PathPattern,
+        headers: Vec<(String, Option<String>)>,
+    }
+
+    impl Matcher for TestRoute {
+        fn methods(&self) -> MethodSet {
+            self.methods
+        }
+        fn host(&self) -> Option<&str> {
+            self.host.as_deref()
+        }
+        fn pattern(&self) -> &PathPattern {
+            &self.pattern
+        }
+        fn headers(&self) -> &[(String, Option<String>)] {
+            &self.headers
+        }
+    }
+
+    /// A route named `name` for `method` (any when empty), `path` and `host`.
+    fn route(name: &str, method: &str, path: &str, host: Option<&str>) -> TestRoute {
+        TestRoute {
+            name: name.into(),
+            methods: if method.is_empty() {
+                MethodSet::ANY
+            } else {
+                MethodSet::NONE.with(Method::parse(method).unwrap())
+            },
+            host: host.map(str::to_ascii_lowercase),
+            pattern: PathPattern::parse(path).unwrap(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Routes `r0`, `r1`, … from `(method, path, host)`.
+    fn routes(specs: RouteSpec<'_>) -> Vec<TestRoute> {
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, (m, p, h))| route(&format!("r{i}"), m, p, *h))
+            .collect()
     }
 
     impl MatchTest {
         fn run(self) {
-            let cfg = config(&self.routes);
+            let routes = routes(&self.routes);
+            let table = RouteTable::build(&routes).unwrap();
             let none: [(&str, &str); 0] = [];
             for (method, path, expect, params) in self.matches {
-                let m = cfg.table.lookup(
+                let m = table.lookup(
                     Method::parse(method).unwrap(),
                     Some("example.com"),
                     path,
@@ -563,7 +593,7 @@ mod tests {
                     ),
                     Some(want) => {
                         let m = m.unwrap_or_else(|| panic!("{method} {path} should match {want}"));
-                        assert_eq!(cfg.routes[m.route].pattern.raw, want, "{method} {path}");
+                        assert_eq!(routes[m.route].pattern.raw, want, "{method} {path}");
                         let got: Vec<(&str, &str)> = m.params.iter().collect();
                         assert_eq!(got, params, "{method} {path}");
                     }
@@ -651,34 +681,21 @@ mod tests {
 
     #[test]
     fn host_and_header_predicates() {
-        let mut raw = RawConfig {
-            providers: vec![RawProvider {
-                id: "p".into(),
-                base_url: "https://example.com".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
+        let mk = |name: &str, host: Option<&str>, hdr: Option<(&str, Option<&str>)>| TestRoute {
+            headers: hdr
+                .into_iter()
+                .map(|(n, v)| (n.into(), v.map(Into::into)))
+                .collect(),
+            ..route(name, "GET", "/api/{*rest}", host)
         };
-        let mk = |name: &str, host: Option<&str>, hdr: Option<(&str, &str)>| RawRoute {
-            name: name.into(),
-            matcher: RawMatch {
-                methods: vec!["GET".into()],
-                host: host.map(Into::into),
-                path: "/api/{*rest}".into(),
-                headers: hdr.into_iter().map(|(a, b)| (a.into(), b.into())).collect(),
-            },
-            providers: vec!["p".into()],
-            ..Default::default()
-        };
-        raw.routes = vec![
+        let routes = vec![
             mk("any", None, None),
-            mk("beta", None, Some(("X-Beta", "1"))),
+            mk("beta", None, Some(("x-beta", Some("1")))),
             mk("host", Some("api.example.com"), None),
-            mk("present", None, Some(("x-trace", "*"))),
+            mk("present", None, Some(("x-trace", None))),
         ];
-        let cfg = raw.validate().unwrap();
-        let t = &cfg.table;
-        let name = |m: Option<Match<'_, '_>>| m.map(|m| cfg.routes[m.route].name.as_str());
+        let t = &RouteTable::build(&routes).unwrap();
+        let name = |m: Option<Match<'_, '_>>| m.map(|m| routes[m.route].name.as_str());
         let none: [(&str, &str); 0] = [];
         assert_eq!(
             name(t.lookup(Method::Get, Some("other"), "/api/x", &none[..])),
@@ -719,40 +736,19 @@ mod tests {
             ),
             (&[("GET", "/a/b", None), ("GET", "/a/{x}", None)], false),
         ];
-        for (routes, conflict) in cases {
-            let raw = RawConfig {
-                providers: vec![RawProvider {
-                    id: "p".into(),
-                    base_url: "https://example.com".into(),
-                    ..Default::default()
-                }],
-                routes: routes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (m, p, h))| RawRoute {
-                        name: format!("r{i}"),
-                        matcher: RawMatch {
-                            methods: if m.is_empty() {
-                                vec![]
-                            } else {
-                                vec![(*m).into()]
-                            },
-                            host: h.map(Into::into),
-                            path: (*p).into(),
-                            headers: Default::default(),
-                        },
-                        providers: vec!["p".into()],
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            };
-            match raw.validate() {
-                Ok(_) => assert!(!conflict, "{routes:?} should conflict"),
-                Err(e) => {
-                    assert!(conflict, "{routes:?}: {e}");
-                    assert_eq!(e.0[0].path, "routes[1].match");
-                    assert!(e.0[0].message.contains("conflicts with route `r0`"), "{e}");
+        for (specs, conflict) in cases {
+            match RouteTable::build(&routes(specs)) {
+                Ok(_) => assert!(!conflict, "{specs:?} should conflict"),
+                Err(c) => {
+                    assert!(conflict, "{specs:?}: {c:?}");
+                    assert_eq!(
+                        c,
+                        [Conflict {
+                            earlier: 0,
+                            later: 1
+                        }],
+                        "{specs:?}"
+                    );
                 }
             }
         }
@@ -777,10 +773,9 @@ mod tests {
 
     #[test]
     fn render_substitutes_params() {
-        let cfg = config(&[("GET", "/gh/{owner}/{*rest}", None)]);
+        let table = RouteTable::build(&routes(&[("GET", "/gh/{owner}/{*rest}", None)])).unwrap();
         let none: [(&str, &str); 0] = [];
-        let m = cfg
-            .table
+        let m = table
             .lookup(Method::Get, None, "/gh/me/a/b", &none[..])
             .unwrap();
         let up = PathPattern::parse("/repos/{owner}/{*rest}").unwrap();

@@ -7,7 +7,6 @@
 //! spent rate-limit budget) are left out.
 
 use alloc::vec::Vec;
-use core::time::Duration;
 
 use crate::config::Provider;
 use crate::region::Locality;
@@ -15,46 +14,9 @@ use crate::rng::Rng;
 use crate::stats::ProviderStats;
 use crate::time::Instant;
 
-/// A selection strategy.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Strategy {
-    /// Configured order; later ones only on failover.
-    Priority,
-    /// Smooth weighted round robin (nginx's): proportional to weights, evenly interleaved.
-    Weighted,
-    /// Each provider in turn.
-    RoundRobin,
-    /// Uniformly random order.
-    Random,
-    /// Power of two choices on peak-EWMA load cost.
-    LeastLatency,
-    /// Cheapest healthy provider whose latency estimate is within the bound.
-    CostAware {
-        /// Latency bound.
-        max_latency: Duration,
-    },
-    /// Nearest to the caller (colo, country, continent, neighbour), ties in configured order.
-    RegionNearest,
-    /// Epsilon-greedy over success rate and latency: mostly the best scorer, sometimes explore.
-    Adaptive,
-}
-
-impl Strategy {
-    /// The strategy's config name.
-    #[must_use]
-    pub const fn name(&self) -> &'static str {
-        match self {
-            Strategy::Priority => "priority",
-            Strategy::Weighted => "weighted",
-            Strategy::RoundRobin => "round-robin",
-            Strategy::Random => "random",
-            Strategy::LeastLatency => "least-latency",
-            Strategy::CostAware { .. } => "cost-aware",
-            Strategy::RegionNearest => "region-nearest",
-            Strategy::Adaptive => "adaptive",
-        }
-    }
-}
+// The strategy is part of the validated model (`routes[].strategy`); `order` carries it out.
+#[doc(inline)]
+pub use crate::config::Strategy;
 
 /// Exploration rate of the adaptive strategy.
 pub const ADAPTIVE_EPSILON: f64 = 0.05;
@@ -202,6 +164,7 @@ mod tests {
     use crate::region::{Continent, Region};
     use alloc::string::String;
     use alloc::vec;
+    use core::time::Duration;
 
     fn provider(id: &str, weight: u32, cost: f64, region: &str) -> Provider {
         Provider {
