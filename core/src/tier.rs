@@ -283,7 +283,11 @@ mod tests {
         l1.put("a", vec![1; 20], MIN, t(0));
         assert_eq!(l1.stats().1, 1 + 20 + ENTRY_OVERHEAD);
         l1.put("a", vec![1], Duration::ZERO, t(0));
-        assert_eq!(l1.stats().0, 0, "kept for no time: not stored, the old value gone");
+        assert_eq!(
+            l1.stats().0,
+            0,
+            "kept for no time: not stored, the old value gone"
+        );
     }
 
     #[test]
@@ -291,9 +295,15 @@ mod tests {
         assert_eq!(store_key("t:GET:/a"), "mosaic:cache:t:GET:/a");
         let long = "k".repeat(MAX_PLAIN_KEY + 1);
         let k = store_key(&long);
-        assert!(k.starts_with("mosaic:cache:sha256:") && k.len() == 13 + 7 + 64, "{k}");
+        assert!(
+            k.starts_with("mosaic:cache:sha256:") && k.len() == 13 + 7 + 64,
+            "{k}"
+        );
         assert_eq!(store_key(&long), k, "stable");
-        assert_eq!(store_key(&"k".repeat(MAX_PLAIN_KEY)).len(), 13 + MAX_PLAIN_KEY);
+        assert_eq!(
+            store_key(&"k".repeat(MAX_PLAIN_KEY)).len(),
+            13 + MAX_PLAIN_KEY
+        );
     }
 
     #[test]

@@ -15,9 +15,9 @@ use futures_util::StreamExt;
 use http_body_util::Limited;
 use http_body_util::{BodyExt, BodyStream, StreamBody};
 use mosaic_core::admin::CacheStats;
-use mosaic_core::tier;
 use mosaic_core::driver::UpstreamResponse;
 use mosaic_core::engine::{Attempt, FetchError};
+use mosaic_core::tier;
 use mosaic_core::time::Instant;
 use mosaic_core::{Router, State};
 use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded};
@@ -452,7 +452,11 @@ impl<'a> AppHost for LocalHost<'a> {
         let mut waited = false;
         loop {
             let found = self.lookup(key).await;
-            if found.as_deref().is_some_and(|b| tier::servable(b, wall_now())) || waited {
+            if found
+                .as_deref()
+                .is_some_and(|b| tier::servable(b, wall_now()))
+                || waited
+            {
                 return found.map(|b| b.to_vec());
             }
             match self.shared.collapser.join(key) {
