@@ -27,7 +27,7 @@ use std::time::Duration;
 use mosaic_core::config::SecretRef;
 use mosaic_core::tier::L1;
 use mosaic_core::{snapshot, Config, State};
-use mosaic_providers::app::{self, Source};
+use mosaic_providers::app::{self, Fresh, Keeping, Outcome, WriteBehind};
 use mosaic_providers::declarative::Registry;
 use worker::{Env, KvStore};
 
@@ -55,12 +55,20 @@ async fn read(kv: Option<&KvStore>, key: &str) -> Option<Vec<u8>> {
     r.map_err(|e| warn(&format!("cannot read `{key}`: {e}"))).ok().flatten()
 }
 
-fn utf8(bytes: Option<Vec<u8>>) -> Option<String> {
-    bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
+/// The namespace as the application's source of config texts.
+struct Sources<'a>(&'a KvStore);
+
+impl app::SourceKv for Sources<'_> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        kv_get(Some(self.0), key).await.map_err(|e| e.to_string())
+    }
+    async fn put(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        kv_put(Some(self.0), key, value, None).await.map_err(|e| e.to_string())
+    }
 }
 
-/// The configuration to serve with: the isolate's, re-read from its sources when the refresh
-/// interval has passed or `force` is set.
+/// The configuration to serve with: the isolate's, its sources looked at again by
+/// [`app::check`] when the refresh interval has passed or `force` is set.
 ///
 /// # Errors
 /// Every problem of the config source when no valid configuration was ever loaded.
@@ -72,49 +80,24 @@ pub async fn current(
     let interval = env.var(REFRESH_VAR).ok().and_then(|v| v.to_string().trim().parse().ok());
     let interval = interval.map_or(DEFAULT_REFRESH, Duration::from_secs);
     let (t, live) = (now(), with_isolate(|i| i.live.clone()));
-    let due = with_isolate(|i| i.checked_at.is_none_or(|c| t.saturating_since(c) >= interval));
-    if let Some(l) = live.as_ref().filter(|_| !(force || due)) {
+    let due = with_isolate(|i| i.lifecycle.due(t, interval, force));
+    if let Some(l) = live.as_ref().filter(|_| !due) {
         return Ok(Rc::clone(l));
     }
+    let lifecycle = with_isolate(|i| i.lifecycle.clone());
     let variable = env.var(CONFIG_VAR).ok().map(|v| v.to_string());
-    let picked = app::pick_source(utf8(read(kv, app::CONFIG_KEY).await), variable);
-    let providers = read(kv, app::PROVIDERS_KEY).await;
-    with_isolate(|i| i.checked_at = Some(now()));
-    let Some((text, source)) = picked else {
-        return live.ok_or_else(|| vec![app::no_source("the variable `MOSAIC_CONFIG`")]);
-    };
-    if let Some(l) = live.as_ref().filter(|l| l.text == text && l.providers == providers) {
-        with_isolate(|i| i.rejected = None);
-        return Ok(Rc::clone(l));
+    let (sources, name) = (kv.map(Sources), "the variable `MOSAIC_CONFIG`");
+    let c =
+        app::check(lifecycle, sources.as_ref(), variable, name, Keeping::Kept, t, interval, force);
+    let c = c.await;
+    c.lines.into_iter().for_each(log);
+    with_isolate(|i| i.lifecycle = c.lifecycle);
+    match (c.outcome, live) {
+        (Outcome::Fresh(f), old) => Ok(build(env, kv, old.as_ref(), *f).await),
+        (Outcome::Unchanged | Outcome::Refused(_), Some(l)) => Ok(l),
+        (Outcome::Refused(errors) | Outcome::Unconfigured(errors), _) => Err(errors),
+        (Outcome::Unchanged, None) => Err(vec![app::no_source("the variable `MOSAIC_CONFIG`")]),
     }
-    let (config, text, source) = match app::text::parse(&text) {
-        Ok(c) => {
-            if source == Source::Kv {
-                remember_good(kv, &text).await;
-            }
-            (c, text, source)
-        }
-        Err(errors) => {
-            if with_isolate(|i| i.rejected.as_ref().is_none_or(|(t, _)| *t != text)) {
-                let what = format!("the configuration from {} is invalid", source.name());
-                log(errors_line(&format!("{what}; the old one stays"), &errors));
-            }
-            with_isolate(|i| i.rejected = Some((text, errors.clone())));
-            if let Some(l) = live {
-                return Ok(l);
-            }
-            let good = utf8(read(kv, app::GOOD_KEY).await);
-            let Some((c, good)) = good.and_then(|t| Some((app::text::parse(&t).ok()?, t))) else {
-                return Err(errors);
-            };
-            warn(&format!("serving the last accepted configuration (`{}`)", app::GOOD_KEY));
-            (c, good, Source::Fallback)
-        }
-    };
-    let (registry, line) = app::load_registry(providers.as_deref());
-    line.into_iter().for_each(log);
-    let inputs = (text, source, providers);
-    Ok(build(env, kv, live.as_ref(), config, registry, inputs).await)
 }
 
 /// An error line naming every key path.
@@ -123,16 +106,6 @@ pub fn errors_line(message: &str, errors: &[String]) -> serde_json::Value {
     let mut line = app::event("error", "mosaic::config", message);
     line["errors"] = errors.into();
     line
-}
-
-/// Keeps `text` as the last accepted config (only when it differs from what is kept).
-async fn remember_good(kv: Option<&KvStore>, text: &str) {
-    if kv.is_none() || read(kv, app::GOOD_KEY).await.as_deref() == Some(text.as_bytes()) {
-        return;
-    }
-    if let Err(e) = kv_put(kv, app::GOOD_KEY, text.as_bytes(), None).await {
-        warn(&format!("cannot keep the accepted config as `{}`: {e}", app::GOOD_KEY));
-    }
 }
 
 /// A fresh state for `config`, restored from the KV snapshot when there is a readable one.
@@ -147,16 +120,10 @@ async fn restore(config: &Config, kv: Option<&KvStore>) -> State {
     state
 }
 
-/// Builds the router of `config` with `registry` and puts it in force; the state carried over
-/// from `old`, or restored from KV when the isolate has none.
-async fn build(
-    env: &Env,
-    kv: Option<&KvStore>,
-    old: Option<&Rc<Live>>,
-    config: Config,
-    registry: Registry,
-    (text, source, providers): (String, Source, Option<Vec<u8>>),
-) -> Rc<Live> {
+/// Builds the router of `fresh` and puts it in force; the state carried over from `old`, or
+/// restored from KV when the isolate has none.
+async fn build(env: &Env, kv: Option<&KvStore>, old: Option<&Rc<Live>>, fresh: Fresh) -> Rc<Live> {
+    let Fresh { config, text, source, registry } = fresh;
     let router = app::build_router(config, &registry, |r| secret(env, r));
     router.warnings.iter().for_each(|w| warn(w));
     let (state, generation) = match old {
@@ -167,22 +134,20 @@ async fn build(
         None => (restore(&router.config, kv).await, 1),
     };
     let state = RefCell::new(state);
-    let fresh = Rc::new(Live { router, state, registry, text, providers, source, generation });
+    let fresh = Rc::new(Live { router, state, registry, text, source, generation });
     with_isolate(|i| {
         // a concurrent request of this isolate may have built the same inputs meanwhile
-        if let Some(other) = i.live.as_ref().filter(|o| {
-            Some(o.generation) != old.map(|o| o.generation)
-                && (&o.text, &o.providers) == (&fresh.text, &fresh.providers)
-        }) {
+        if let Some(other) = i
+            .live
+            .as_ref()
+            .filter(|o| Some(o.generation) != old.map(|o| o.generation) && o.text == fresh.text)
+        {
             return Rc::clone(other);
-        }
-        if source != Source::Fallback {
-            i.rejected = None;
         }
         let cap = fresh.router.config.server.cache_bytes.min(L1_MAX_BYTES);
         i.l1.get_or_insert_with(|| L1::new(cap)).set_capacity(cap);
         if old.is_none() {
-            i.saved.0 = fresh.state.borrow().material;
+            i.writes = WriteBehind::from_material(fresh.state.borrow().material);
         }
         i.live = Some(Rc::clone(&fresh));
         fresh
@@ -198,7 +163,6 @@ pub async fn install_registry(env: &Env, kv: Option<&KvStore>, registry: Registr
     let Ok(config) = app::text::parse(&old.text) else {
         return;
     };
-    let providers = read(kv, app::PROVIDERS_KEY).await;
-    let inputs = (old.text.clone(), old.source, providers);
-    build(env, kv, Some(&old), config, registry, inputs).await;
+    let (text, source) = (old.text.clone(), old.source);
+    build(env, kv, Some(&old), Fresh { config, text, source, registry }).await;
 }

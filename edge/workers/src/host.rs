@@ -26,7 +26,9 @@ use mosaic_core::target::is_private_host;
 use mosaic_core::tier::{self, Turn, L1};
 use mosaic_core::time::Instant;
 use mosaic_core::{snapshot, Router, State};
-use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded, Source};
+use mosaic_providers::app::{
+    AppHost, Lifecycle, Platform, ReadError, Reloaded, Source, WriteBehind,
+};
 use mosaic_providers::declarative::Registry;
 use mosaic_providers::hooks::{HookHost, KvError, PostError};
 use wasm_bindgen::JsValue;
@@ -81,8 +83,6 @@ pub struct Live {
     pub registry: Registry,
     /// The config text it was built from.
     pub text: String,
-    /// The declarations (KV key [`mosaic_providers::app::PROVIDERS_KEY`]) it was built with.
-    pub providers: Option<Vec<u8>>,
     /// Where the text came from.
     pub source: Source,
     /// 1, then +1 per rebuild.
@@ -94,10 +94,8 @@ pub struct Live {
 pub struct Isolate {
     /// The current configuration generation.
     pub live: Option<Rc<Live>>,
-    /// When the config source was last read.
-    pub checked_at: Option<Instant>,
-    /// The current source's text and errors when it is invalid (the old config serves).
-    pub rejected: Option<(String, Vec<String>)>,
+    /// The config lifecycle (when the sources were read, what serves, what was refused).
+    pub lifecycle: Lifecycle,
     /// The L1 cache (made when the first router is built, sized by `server.cache_bytes`).
     pub l1: Option<L1<Vec<u8>>>,
     /// Misses being fetched. Waiters look at it with their own timer rather than being woken
@@ -109,12 +107,8 @@ pub struct Isolate {
     pub revalidating: BTreeSet<String>,
     /// Hits per tier: isolate memory, Workers KV, Cache API.
     pub hits: [u64; 3],
-    /// `state.material` of the last snapshot written, and how many were written.
-    pub saved: (u64, u64),
-    /// When the last snapshot write finished.
-    pub saved_at: Option<Instant>,
-    /// A snapshot write is scheduled.
-    pub write_pending: bool,
+    /// The state snapshot's write-behind.
+    pub writes: WriteBehind,
     /// Whether this isolate restored a snapshot when it started.
     pub restored: bool,
 }
@@ -446,9 +440,9 @@ impl AppHost for WorkersHost {
                 "tiers": { "l1_hits": i.hits[0], "kv_hits": i.hits[1], "edge_cache_hits": i.hits[2] },
                 "snapshot": {
                     "material": material,
-                    "saved_material": i.saved.0,
-                    "write_pending": i.write_pending,
-                    "writes": i.saved.1,
+                    "saved_material": i.writes.saved_material(),
+                    "write_pending": i.writes.pending(),
+                    "writes": i.writes.writes(),
                     "restored_at_start": i.restored,
                 },
             });
@@ -468,7 +462,7 @@ impl AppHost for WorkersHost {
 
     async fn reload(&self) -> Result<Reloaded, Vec<String>> {
         let l = config::current(&self.env, self.kv.as_ref(), true).await?;
-        if let Some(errors) = with_isolate(|i| i.rejected.as_ref().map(|(_, e)| e.clone())) {
+        if let Some(errors) = with_isolate(|i| i.lifecycle.refused().map(<[String]>::to_vec)) {
             return Err(errors);
         }
         let (generation, source) = (l.generation, l.source.name());
@@ -496,23 +490,18 @@ impl AppHost for WorkersHost {
     }
 }
 
-/// Schedules a write of the state snapshot to KV when core counted a material change since
-/// the last one: at most one write per [`WRITE_INTERVAL`] per isolate, done in `wait_until`
-/// after the answer (a change is written within that interval even if no request follows).
+/// Schedules a write of the state snapshot to KV when [`WriteBehind`] says so (core counted a
+/// material change; at most one write per [`WRITE_INTERVAL`] per isolate), done in
+/// `wait_until` after the answer.
 pub fn write_behind(live: &Live, kv: Option<&KvStore>, ctx: &Context) {
     let (Some(kv), material) = (kv.cloned(), live.state.borrow().material) else {
         return;
     };
-    let due = with_isolate(|i| {
-        let due = !i.write_pending && material != i.saved.0;
-        i.write_pending |= due;
-        due
-    });
-    if !due {
+    let Some(at) = with_isolate(|i| i.writes.schedule(material, now(), WRITE_INTERVAL)) else {
         return;
-    }
+    };
     ctx.wait_until(async move {
-        sleep_until(with_isolate(|i| i.saved_at).map_or(now(), |s| s + WRITE_INTERVAL)).await;
+        sleep_until(at).await;
         // the latest generation's state, as it is now
         let Some(l) = with_isolate(|i| i.live.clone()) else {
             return;
@@ -520,12 +509,7 @@ pub fn write_behind(live: &Live, kv: Option<&KvStore>, ctx: &Context) {
         let material = l.state.borrow().material;
         let bytes = snapshot::encode(&l.router.config, &l.state.borrow());
         let r = kv_put(Some(&kv), STATE_KEY, &bytes, None).await;
-        with_isolate(|i| {
-            (i.write_pending, i.saved_at) = (false, Some(now()));
-            if r.is_ok() {
-                i.saved = (material, i.saved.1 + 1);
-            }
-        });
+        with_isolate(|i| i.writes.written(material, r.is_ok(), now()));
         if let Err(e) = r {
             warn(&format!("state snapshot not written: {e}"));
         }

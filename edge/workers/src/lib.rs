@@ -144,12 +144,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             handled.reply
         }
     };
-    let facts = &mut reply.log;
-    if facts.latency.is_zero() {
-        facts.latency = now().saturating_since(started);
-    }
-    if facts.status == 0 {
-        facts.status = reply.status;
+    if reply.log.latency.is_zero() {
+        reply.log.latency = now().saturating_since(started);
     }
     // `MOSAIC_ACCESS_LOG = "off"` drops the access line (measurements; warnings stay)
     if env.var(ACCESS_LOG_VAR).map_or(true, |v| v.to_string().trim() != "off") {

@@ -416,6 +416,7 @@ pub fn unconfigured<B>(target: &str, store: &str, errors: &[String], id: &str) -
         });
         let mut r = json_reply(503, &v, id);
         r.log.route = Some(String::from("_mosaic"));
+        r.log.status = 503;
         return r;
     }
     errors_problem(
