@@ -1,6 +1,7 @@
 //! [`HostUnderTest`] for the Spin host: the built component (`edge/spin`, wasm32-wasip2)
 //! served for real by `scripts/spin-serve` (`wasmtime serve` with the test-only
-//! `spin-testhost` fixture composed in for `spin:key-value` and `spin:variables`).
+//! `spin-testhost` fixture composed in for `fermyon:spin/key-value@2.0.0` and
+//! `fermyon:spin/variables@2.0.0`; the component is WASIp2, `wasi:http/incoming-handler@0.2.0`).
 //!
 //! Nothing is built here: the test command (`scripts/test-spin`) builds the component and
 //! points `MOSAIC_SPIN_COMPONENT` at it; without it (or without the component or wasmtime)

@@ -1,6 +1,7 @@
-//! `spin-testhost`: a **test fixture** component that implements the Spin 3.x
-//! host interfaces `spin:key-value/key-value@3.0.0` and
-//! `spin:variables/variables@3.0.0` on top of plain WASI p2 (filesystem and
+//! `spin-testhost`: a **test fixture** component that implements the Spin
+//! host interfaces `fermyon:spin/key-value@2.0.0` and
+//! `fermyon:spin/variables@2.0.0` (the ones spin-sdk 5.2 imports; every Spin
+//! 2.x–4.x host provides them) on top of plain WASI p2 (filesystem and
 //! environment), so that a Spin HTTP component can be composed with it and
 //! served by `wasmtime serve`, which has no Spin interfaces of its own.
 //!
@@ -41,8 +42,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::spin::key_value::key_value::{self as kv, Error as KvError};
-use exports::spin::variables::variables::{self as vars, Error as VarError};
+use exports::fermyon::spin::key_value::{self as kv, Error as KvError};
+use exports::fermyon::spin::variables::{self as vars, Error as VarError};
 
 struct Host;
 
@@ -144,7 +145,7 @@ impl Store {
 }
 
 impl kv::GuestStore for Store {
-    async fn open(label: String) -> Result<kv::Store, KvError> {
+    fn open(label: String) -> Result<kv::Store, KvError> {
         if !valid_label(&label) || !label_allowed(&label) {
             return Err(KvError::NoSuchStore);
         }
@@ -153,7 +154,7 @@ impl kv::GuestStore for Store {
         Ok(kv::Store::new(Store { dir }))
     }
 
-    async fn get(&self, key: String) -> Result<Option<Vec<u8>>, KvError> {
+    fn get(&self, key: String) -> Result<Option<Vec<u8>>, KvError> {
         match std::fs::read(self.key_path(&key)?) {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -161,7 +162,7 @@ impl kv::GuestStore for Store {
         }
     }
 
-    async fn set(&self, key: String, value: Vec<u8>) -> Result<(), KvError> {
+    fn set(&self, key: String, value: Vec<u8>) -> Result<(), KvError> {
         let path = self.key_path(&key)?;
         let seq = TMP_SEQ.with(|c| {
             c.set(c.get() + 1);
@@ -176,7 +177,7 @@ impl kv::GuestStore for Store {
         })
     }
 
-    async fn delete(&self, key: String) -> Result<(), KvError> {
+    fn delete(&self, key: String) -> Result<(), KvError> {
         match std::fs::remove_file(self.key_path(&key)?) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -184,7 +185,7 @@ impl kv::GuestStore for Store {
         }
     }
 
-    async fn exists(&self, key: String) -> Result<bool, KvError> {
+    fn exists(&self, key: String) -> Result<bool, KvError> {
         match std::fs::metadata(self.key_path(&key)?) {
             Ok(m) => Ok(m.is_file()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -192,34 +193,8 @@ impl kv::GuestStore for Store {
         }
     }
 
-    async fn get_keys(
-        &self,
-    ) -> (
-        wit_bindgen::StreamReader<String>,
-        wit_bindgen::FutureReader<Result<(), KvError>>,
-    ) {
-        let listed = self.list_keys();
-        let (mut keys_tx, keys_rx) = wit_stream::new::<String>();
-        let (done_tx, done_rx) =
-            wit_future::new::<Result<(), KvError>>(|| Err(KvError::Other("get-keys aborted".into())));
-        // The readers are handed back first; the keys are written after the
-        // return, in a task spawned on this component-model task.
-        wit_bindgen::spawn(async move {
-            let result = match listed {
-                Ok(keys) => {
-                    let rest = keys_tx.write_all(keys).await;
-                    if rest.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(KvError::Other("reader dropped the key stream".into()))
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            drop(keys_tx);
-            let _ = done_tx.write(result).await;
-        });
-        (keys_rx, done_rx)
+    fn get_keys(&self) -> Result<Vec<String>, KvError> {
+        self.list_keys()
     }
 }
 
@@ -256,7 +231,7 @@ pub fn var_env_name(name: &str) -> String {
 }
 
 impl vars::Guest for Host {
-    async fn get(name: String) -> Result<String, VarError> {
+    fn get(name: String) -> Result<String, VarError> {
         if !valid_var_name(&name) {
             return Err(VarError::InvalidName(format!(
                 "invalid variable name {name:?}: must match [a-z][a-z0-9_]*, no '__', no trailing '_'"

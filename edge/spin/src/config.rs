@@ -37,8 +37,8 @@ pub fn variable_name(name: &str) -> String {
         .collect()
 }
 
-async fn text(store: Option<&Store>, key: &str) -> Option<String> {
-    get(store, key).await.map(|v| String::from_utf8_lossy(&v).into_owned())
+fn text(store: Option<&Store>, key: &str) -> Option<String> {
+    get(store, key).map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
 /// Opens this request's host: config, declarative providers, router, and the state restored
@@ -48,13 +48,13 @@ async fn text(store: Option<&Store>, key: &str) -> Option<String> {
 /// Every problem of the config source when there is no valid fallback either.
 pub async fn open(store: Option<Store>) -> Result<SpinHost, Vec<String>> {
     let s = store.as_ref();
-    let var = spin_sdk::variables::get(CONFIG_VAR).await.ok();
-    let (text, source) = app::pick_source(text(s, CONFIG_KEY).await, var)
+    let var = spin_sdk::variables::get(CONFIG_VAR).ok();
+    let (text, source) = app::pick_source(text(s, CONFIG_KEY), var)
         .ok_or_else(|| vec![app::no_source(&format!("the Spin variable `{CONFIG_VAR}`"))])?;
     let (config, text, source, rejected) = match app::text::parse(&text) {
         Ok(c) => (c, text, source, None),
         Err(errors) => {
-            let good = self::text(s, GOOD_KEY).await.ok_or_else(|| errors.clone())?;
+            let good = self::text(s, GOOD_KEY).ok_or_else(|| errors.clone())?;
             let c = app::text::parse(&good).map_err(|_| errors.clone())?;
             crate::warn(&format!(
                 "the configuration source is invalid, serving the last accepted one: {}",
@@ -63,19 +63,19 @@ pub async fn open(store: Option<Store>) -> Result<SpinHost, Vec<String>> {
             (c, good, Source::Fallback, Some(errors))
         }
     };
-    let (registry, line) = app::load_registry(get(s, app::PROVIDERS_KEY).await.as_deref());
+    let (registry, line) = app::load_registry(get(s, app::PROVIDERS_KEY).as_deref());
     line.iter().for_each(crate::emit);
     let mut found: BTreeMap<SecretRef, String> = BTreeMap::new();
     for r in config.secret_refs() {
         if let SecretRef::Env(n) | SecretRef::Binding(n) = &r {
-            if let Ok(v) = spin_sdk::variables::get(&variable_name(n)).await {
+            if let Ok(v) = spin_sdk::variables::get(&variable_name(n)) {
                 found.insert(r, v);
             }
         }
     }
     let router = app::build_router(config, &registry, |r| found.get(r).cloned());
     let mut state = State::new(&router.config, crate::random_u64(0x73_7461_7465));
-    let snap = get(s, STATE_KEY).await;
+    let snap = get(s, STATE_KEY);
     // a garbage or foreign snapshot means starting fresh
     if let Some(Err(e)) = snap.map(|b| snapshot::decode_into(&router.config, &mut state, &b)) {
         crate::warn(&format!("state snapshot ignored: {e}"));

@@ -1,5 +1,6 @@
 //! [`SpinHost`]: the one [`AppHost`] of a Spin request — the WASI clocks, outbound HTTP through
-//! spin-sdk, the key-value store (state snapshot, cache tier, webhook KV, leases), and the
+//! spin-sdk (`wasi:http/outgoing-handler@0.2.0`), the key-value store
+//! (`fermyon:spin/key-value@2.0.0`: state snapshot, cache tier, webhook KV, leases), and the
 //! router and state of the request.
 //!
 //! Spin gives every request a fresh instance, so a [`SpinHost`] is the whole life of the
@@ -7,20 +8,19 @@
 //! written back only when core counted a material change ([`SpinHost::save_state`]).
 
 use core::cell::{Cell, OnceCell, RefCell};
-use core::{future::Future, pin::Pin, task::Context, task::Poll, time::Duration};
+use core::{fmt::Debug, future::Future, pin::Pin, task::Poll, time::Duration};
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full};
+use futures::{Stream, StreamExt};
 use mosaic_core::engine::{Attempt, FetchError};
 use mosaic_core::tier::{self, Collapse, Turn, L1};
 use mosaic_core::{admin::CacheStats, driver::UpstreamResponse, http::is_hop_by_hop};
 use mosaic_core::{snapshot, target::is_private_host, time::Instant, Router, State};
 use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded, Source, GOOD_KEY};
 use mosaic_providers::{declarative::Registry, hooks::HookHost, hooks::KvError, hooks::PostError};
+use spin_executor::{push_waker_and_get_token, CancelOnDropToken};
+use spin_sdk::http::{ErrorCode, IncomingRequest, IncomingResponse, SendError};
 use spin_sdk::key_value::Store;
-use spin_sdk::wasip3::http::types::ErrorCode;
-use spin_sdk::wasip3::http_compat::{IncomingRequestBody, IncomingResponseBody};
+use wasi::clocks::monotonic_clock;
 
 /// The store kind shown by health and state.
 pub const STORE_KIND: &str = "spin-kv";
@@ -54,36 +54,40 @@ pub fn refresh_key(key: &str) -> String {
     tier::store_key(key).replacen(tier::CACHE_PREFIX, REFRESH_PREFIX, 1)
 }
 
-/// An upstream response body: possibly some bytes already read, then the rest of the stream.
+type Chunks = Pin<Box<dyn Stream<Item = Result<Vec<u8>, wasi::io::streams::Error>>>>;
+
+/// An upstream response body: possibly some bytes already read, then the rest of the stream
+/// (with its response, dropped after the stream: dropping it first may cancel the exchange).
 pub struct UpBody {
-    head: Option<Bytes>,
-    rest: Option<IncomingResponseBody>,
+    head: Option<Vec<u8>>,
+    rest: Option<(Chunks, IncomingResponse)>,
 }
 
-type Polled = Poll<Option<Result<Frame<Bytes>, ErrorCode>>>;
-
-impl Body for UpBody {
-    type Data = Bytes;
-    type Error = ErrorCode;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled {
+impl UpBody {
+    /// The next chunk: `None` at the end, an error when the stream broke (the body is short).
+    pub async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
         if let Some(h) = self.head.take() {
-            return Poll::Ready(Some(Ok(Frame::data(h))));
+            return Some(Ok(h));
         }
-        self.rest.as_mut().map_or(Poll::Ready(None), |r| Pin::new(r).poll_frame(cx))
+        let next = self.rest.as_mut()?.0.next().await;
+        next.map(|r| r.map_err(|e| e.to_debug_string()))
     }
+}
 
-    fn is_end_stream(&self) -> bool {
-        self.head.is_none() && self.rest.as_ref().is_none_or(Body::is_end_stream)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        // a body read up to its cap and handed back streams without a length
-        match (&self.head, &self.rest) {
-            (None, Some(r)) => r.size_hint(),
-            _ => SizeHint::default(),
+/// Sleeps for `d`: a `wasi:clocks/monotonic-clock` pollable that spin-sdk's executor waits on.
+pub async fn sleep(d: Duration) {
+    let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    let until = monotonic_clock::now().saturating_add(ns);
+    let mut _waiting: Option<CancelOnDropToken> = None;
+    core::future::poll_fn(|cx| {
+        if monotonic_clock::now() >= until {
+            return Poll::Ready(());
         }
-    }
+        let p = monotonic_clock::subscribe_instant(until);
+        _waiting = Some(push_waker_and_get_token(p, cx.waker().clone()).into());
+        Poll::Pending
+    })
+    .await;
 }
 
 /// Whichever of two futures finishes first (`Ok` = the first).
@@ -123,10 +127,10 @@ async fn send_http(
     method: &str,
     url: &str,
     headers: &[(String, String)],
-    body: Bytes,
+    body: &[u8],
     deadline: Instant,
     allow_private: bool,
-) -> Result<spin_sdk::http::Response, (FetchError, String)> {
+) -> Result<IncomingResponse, (FetchError, String)> {
     let timeout = deadline.saturating_since(wall_now());
     if timeout.is_zero() {
         return Err((FetchError::Timeout, String::from("no time left")));
@@ -146,10 +150,12 @@ async fn send_http(
             req = req.header(n.as_str(), v.as_str());
         }
     }
-    let req = req.body(Full::new(body)).map_err(|e| (FetchError::Connect, e.to_string()))?;
-    match race(spin_sdk::http::send(req), spin_sdk::time::sleep(timeout)).await {
+    let req = req.body(body.to_vec()).map_err(|e| (FetchError::Connect, e.to_string()))?;
+    match race(spin_sdk::http::send::<_, IncomingResponse>(req), sleep(timeout)).await {
         Err(()) => Err((FetchError::Timeout, String::from("timed out"))),
-        Ok(r) => r.map_err(|e| (classify_error(&e), format!("{e:?}"))),
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(SendError::Http(e))) => Err((classify_error(&e), format!("{e:?}"))),
+        Ok(Err(e)) => Err((FetchError::Connect, e.to_string())),
     }
 }
 
@@ -196,7 +202,7 @@ impl SpinHost {
         let Some(store) = self.store.as_ref().filter(|_| material != self.saved.get()) else {
             return;
         };
-        match store.set(STATE_KEY, &bytes).await {
+        match store.set(STATE_KEY, &bytes) {
             Ok(()) => self.saved.set(material),
             Err(e) => crate::warn(&format!("state snapshot not written: {e:?}")),
         }
@@ -208,14 +214,14 @@ impl SpinHost {
     pub async fn lease(&self, key: &str, period: Duration) -> bool {
         let Some(store) = &self.store else { return false };
         let now = wall_now();
-        if let Ok(Some(v)) = store.get(key).await {
+        if let Ok(Some(v)) = store.get(key) {
             let until = core::str::from_utf8(&v).ok().and_then(|s| s.parse().ok());
             if Instant::from_micros(until.unwrap_or(0)) > now {
                 return false;
             }
         }
         let until = now.saturating_add(period).as_micros().to_string();
-        store.set(key, until.as_bytes()).await.is_ok()
+        store.set(key, until.as_bytes()).is_ok()
     }
 
     /// The entry of `key` in L1, else in the store (then kept in L1 for [`tier::retention`]).
@@ -237,34 +243,31 @@ impl SpinHost {
     }
 }
 
-/// Reads `body` until its end (`Ok(true)`), past `cap` bytes (`Ok(false)`) or an error.
-async fn read_upto<B>(body: &mut B, cap: usize) -> (Vec<u8>, Result<bool, String>)
+/// Reads `s` into `buf` until its end (`Ok(true)`), past `cap` bytes (`Ok(false)`) or an error.
+async fn read_upto<S, E>(s: &mut S, buf: &mut Vec<u8>, cap: usize) -> Result<bool, String>
 where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: core::fmt::Debug,
+    S: Stream<Item = Result<Vec<u8>, E>> + Unpin,
+    E: Debug,
 {
-    let mut buf: Vec<u8> = Vec::new();
     while buf.len() <= cap {
-        match body.frame().await {
-            None => return (buf, Ok(true)),
-            Some(Ok(frame)) => buf.extend_from_slice(frame.data_ref().map_or(&[][..], |d| d)),
-            Some(Err(e)) => return (buf, Err(format!("{e:?}"))),
+        match s.next().await {
+            None => return Ok(true),
+            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+            Some(Err(e)) => return Err(format!("{e:?}")),
         }
     }
-    (buf, Ok(false))
+    Ok(false)
 }
 
-/// A header map as core's header list (values not UTF-8 are read lossily).
+/// wasi:http header entries as core's header list (values not UTF-8 are read lossily).
 #[must_use]
-pub fn header_list(h: &http::HeaderMap) -> Vec<(String, String)> {
-    h.iter()
-        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect()
+pub fn header_list(entries: Vec<(String, Vec<u8>)>) -> Vec<(String, String)> {
+    entries.into_iter().map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned())).collect()
 }
 
 /// Reads `key`, `None` when missing or unreadable (a warning then).
-pub async fn get(store: Option<&Store>, key: &str) -> Option<Vec<u8>> {
-    let got = store?.get(key).await;
+pub fn get(store: Option<&Store>, key: &str) -> Option<Vec<u8>> {
+    let got = store?.get(key);
     got.inspect_err(|e| crate::warn(&format!("cannot read `{key}`: {e:?}"))).ok().flatten()
 }
 
@@ -279,12 +282,12 @@ impl HookHost for SpinHost {
 
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         let store = self.kv()?;
-        let Some(v) = store.get(key).await.map_err(|e| kv_error(&e))? else {
+        let Some(v) = store.get(key).map_err(|e| kv_error(&e))? else {
             return Ok(None);
         };
         match unwrap_ttl(&v) {
             (Some(until), _) if until <= wall_now() => {
-                let _ = store.delete(key).await;
+                let _ = store.delete(key);
                 Ok(None)
             }
             (_, value) => Ok(Some(value.to_vec())),
@@ -299,16 +302,15 @@ impl HookHost for SpinHost {
                 [&TTL_MAGIC[..], &until.to_le_bytes(), &v].concat()
             }
         };
-        self.kv()?.set(key, &bytes).await.map_err(|e| kv_error(&e))
+        self.kv()?.set(key, &bytes).map_err(|e| kv_error(&e))
     }
 
     async fn kv_delete(&self, key: &str) -> Result<(), KvError> {
-        self.kv()?.delete(key).await.map_err(|e| kv_error(&e))
+        self.kv()?.delete(key).map_err(|e| kv_error(&e))
     }
 
     async fn kv_list(&self, prefix: &str) -> Result<Vec<String>, KvError> {
-        let keys = self.kv()?.get_keys().await.collect().await;
-        let keys = keys.map_err(|e| kv_error(&e))?;
+        let keys = self.kv()?.get_keys().map_err(|e| kv_error(&e))?;
         Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
     }
 
@@ -322,9 +324,8 @@ impl HookHost for SpinHost {
         let allow_private = (self.router.config.webhooks.iter())
             .flat_map(|w| &w.destinations)
             .any(|d| d.url == url && d.allow_private);
-        let body = Bytes::copy_from_slice(body);
         match send_http("POST", url, headers, body, deadline, allow_private).await {
-            Ok(resp) => Ok(resp.status().as_u16()),
+            Ok(resp) => Ok(resp.status()),
             Err((FetchError::Forbidden, m)) => Err(PostError::Refused(m)),
             Err((FetchError::Timeout, _)) => Err(PostError::Timeout),
             Err((_, m)) => Err(PostError::Network(m)),
@@ -332,12 +333,12 @@ impl HookHost for SpinHost {
     }
 
     async fn sleep_until(&self, t: Instant) {
-        spin_sdk::time::sleep(t.saturating_since(wall_now())).await;
+        sleep(t.saturating_since(wall_now())).await;
     }
 }
 
 impl AppHost for SpinHost {
-    type In = IncomingRequestBody;
+    type In = IncomingRequest;
     type Body = UpBody;
 
     fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
@@ -353,7 +354,7 @@ impl AppHost for SpinHost {
         let turn = self.collapse.borrow_mut().join(key, wall_now());
         let Turn::Wait(until) = turn else { return found };
         while self.collapse.borrow().in_flight(key, wall_now()) && wall_now() < until {
-            spin_sdk::time::sleep(COLLAPSE_POLL).await;
+            sleep(COLLAPSE_POLL).await;
         }
         self.lookup(key).await
     }
@@ -370,11 +371,12 @@ impl AppHost for SpinHost {
     }
 
     async fn read_body(&self, mut body: UpBody, cap: usize) -> Result<Vec<u8>, UpBody> {
-        if body.size_hint().lower() > cap as u64 {
-            return Err(body);
-        }
-        let (buf, ended) = read_upto(&mut body, cap).await;
-        if let Ok(true) = ended {
+        let mut buf = body.head.take().unwrap_or_default();
+        let ended = match &mut body.rest {
+            Some((chunks, _)) => read_upto(chunks, &mut buf, cap).await,
+            None => Ok(true),
+        };
+        if ended == Ok(true) {
             return Ok(buf);
         }
         // past the cap, or a broken stream (the caller then sees a short body): hand back
@@ -382,29 +384,31 @@ impl AppHost for SpinHost {
         if ended.is_err() {
             body.rest = None;
         }
-        body.head = (!buf.is_empty()).then(|| Bytes::from(buf));
+        body.head = (!buf.is_empty()).then_some(buf);
         Err(body)
     }
 
-    async fn read_in(&self, mut body: IncomingRequestBody, cap: u64) -> Result<Vec<u8>, ReadError> {
+    async fn read_in(&self, body: IncomingRequest, cap: u64) -> Result<Vec<u8>, ReadError> {
         // bodies are buffered (bounded): failover may need to resend them
-        match read_upto(&mut body, usize::try_from(cap).unwrap_or(usize::MAX)).await {
-            (buf, Ok(true)) => Ok(buf),
-            (_, Ok(false)) => Err(ReadError::TooLarge),
-            (_, Err(e)) => Err(ReadError::Failed(e)),
+        let mut chunks = core::pin::pin!(body.into_body_stream());
+        let mut buf = Vec::new();
+        match read_upto(&mut chunks, &mut buf, usize::try_from(cap).unwrap_or(usize::MAX)).await {
+            Ok(true) => Ok(buf),
+            Ok(false) => Err(ReadError::TooLarge),
+            Err(e) => Err(ReadError::Failed(e)),
         }
     }
 
     async fn send(&self, a: &Attempt, body: &[u8]) -> Result<UpstreamResponse<UpBody>, FetchError> {
-        let body = Bytes::copy_from_slice(body);
         let resp =
             send_http(a.method.as_str(), &a.url, &a.headers, body, a.deadline, a.allow_private)
                 .await
                 .map_err(|(kind, _)| kind)?;
+        let chunks: Chunks = Box::pin(resp.take_body_stream());
         Ok(UpstreamResponse {
-            status: resp.status().as_u16(),
-            headers: header_list(resp.headers()),
-            body: UpBody { head: None, rest: Some(resp.into_body()) },
+            status: resp.status(),
+            headers: header_list(resp.headers().entries()),
+            body: UpBody { head: None, rest: Some((chunks, resp)) },
         })
     }
 
@@ -429,7 +433,7 @@ impl AppHost for SpinHost {
             return Err(errors.clone());
         }
         let store = self.kv().map_err(|e| vec![e.0])?;
-        store.set(GOOD_KEY, self.text.as_bytes()).await.map_err(|e| {
+        store.set(GOOD_KEY, self.text.as_bytes()).map_err(|e| {
             vec![format!("the configuration is valid but could not be recorded as the last accepted one: {e:?}")]
         })?;
         Ok(Reloaded {

@@ -1,7 +1,8 @@
 //! # mosaic-spin
 //!
-//! The Fermyon Spin host of Mosaic Edge: one `wasi:http/handler@0.3.0` component (spin-sdk 7,
-//! WASI p3) serving the shared application [`mosaic_providers::app`]. It decides nothing:
+//! The Fermyon Spin host of Mosaic Edge: one `wasi:http/incoming-handler@0.2.0` component
+//! (spin-sdk 5.2, WASIp2: what production Spin platforms serve without experimental flags) serving the shared application
+//! [`mosaic_providers::app`]. It decides nothing:
 //! front door, admin, health, webhooks, `/v1`, proxy routes, problems and log lines all come
 //! from the application, exactly as on the other hosts; this crate translates Spin's request,
 //! key-value store, variables and clocks ([`host::SpinHost`]) and runs the application's jobs.
@@ -9,31 +10,25 @@
 //! Per request (Spin creates a fresh instance each time): open the `default` store, load the
 //! config ([`config`]), read the state snapshot, [`app::handle`], write the snapshot back if
 //! core counted a material change, write the log lines; a webhook delivery gets one quick
-//! attempt before the answer, and after it stale-while-revalidate refreshes run and a bounded
+//! attempt before the answer; once the answer is written (the response outparam set and its
+//! body finished) the handler goes on: stale-while-revalidate refreshes run and a bounded
 //! amount of outbox work resumes what earlier requests parked.
 
 use std::hash::{BuildHasher, Hasher};
-use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderName, HeaderValue, StatusCode};
-use http_body_util::{Either, Full};
 use mosaic_core::driver::{Reply, ReplyBody};
 use mosaic_core::region::Locality;
 use mosaic_providers::app::{self, Inbound, Job, Serving, Window};
 use mosaic_providers::hooks::due_pending;
-use spin_sdk::http::Request as SpinRequest;
-use spin_sdk::http_service;
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse};
+use spin_sdk::http::{ResponseOutparam, Scheme};
 use spin_sdk::key_value::Store;
 
 pub mod config;
 pub mod host;
 
 use host::{header_list, wall_now, SpinHost, UpBody, STORE_KIND};
-
-/// The body of every answer: bytes, or an upstream stream.
-pub type OutBody = Either<Full<Bytes>, UpBody>;
 
 /// What one request may spend on delivery attempts in all, before answering (GitHub gives up
 /// after 10 s; the rest of the request needs a little too) and again after it.
@@ -66,23 +61,37 @@ pub(crate) fn random_u64(salt: u64) -> u64 {
     h.finish()
 }
 
-fn response(reply: Reply<UpBody>) -> http::Response<OutBody> {
-    let body = match reply.body {
-        ReplyBody::Bytes(b) => Either::Left(Full::new(Bytes::from(b))),
-        ReplyBody::Stream(s) => Either::Right(s),
-    };
-    let mut r = http::Response::new(body);
-    *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+/// Writes the answer: head through the response outparam (Spin sends it at once), then the
+/// body — bytes, or the upstream stream chunk by chunk — and finishes it. A body cut short (the
+/// upstream stream broke, or the caller left) is left unfinished, so the runtime aborts the
+/// response instead of ending it as if it were whole.
+async fn respond(out: ResponseOutparam, reply: Reply<UpBody>) {
+    let headers = Fields::new();
     for (n, v) in &reply.headers {
-        // a name or value the http crate refuses is dropped, not the answer
-        let (Ok(n), Ok(v)) =
-            (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_bytes(v.as_bytes()))
-        else {
-            continue;
-        };
-        r.headers_mut().append(n, v);
+        // a name or value wasi:http refuses is dropped, not the answer
+        let _ = headers.append(n, v.as_bytes());
     }
-    r
+    let resp = OutgoingResponse::new(headers);
+    let _ = resp.set_status_code(reply.status).or_else(|()| resp.set_status_code(502));
+    let Some((stream, body)) = resp.body().ok().and_then(|b| Some((b.write().ok()?, b))) else {
+        return out.set(resp);
+    };
+    out.set(resp);
+    let write = |b: &[u8]| b.chunks(4096).try_for_each(|c| stream.blocking_write_and_flush(c));
+    let whole = match reply.body {
+        ReplyBody::Bytes(b) => write(&b).is_ok(),
+        ReplyBody::Stream(mut up) => loop {
+            match up.next().await {
+                None => break true,
+                Some(Ok(chunk)) if write(&chunk).is_ok() => {}
+                Some(_) => break false,
+            }
+        },
+    };
+    drop(stream);
+    if whole {
+        let _ = OutgoingBody::finish(body, None);
+    }
 }
 
 /// The caller's address Spin passes in `spin-client-addr` (`ip:port`).
@@ -98,75 +107,63 @@ fn client_ip(headers: &[(String, String)]) -> Option<String> {
     (!ip.is_empty()).then(|| ip.to_string())
 }
 
-/// Spin's own request headers (`spin-full-url`, `spin-path-info`, …): their presence means the
-/// runtime is Spin, which always hands the component an absolute URI built from `Host`.
-const SPIN_RUNTIME_HEADERS: [&str; 4] =
-    ["spin-full-url", "spin-path-info", "spin-matched-route", "spin-client-addr"];
-
-/// The request target to hand the application. `wasmtime serve` (and any wasi:http runtime
-/// that keeps the request as received) gives an origin-form target as a path and a client's
-/// absolute-form target as a full URI: the whole URI goes on, and is refused. Spin rewrites
-/// *every* request URI to `scheme://Host/path` before the component sees it, so there an
-/// absolute URI is the runtime's and only its path and query are the target (see the README).
-fn request_target(uri: &http::Uri, headers: &[(String, String)]) -> String {
-    let spin_runtime =
-        headers.iter().any(|(n, _)| SPIN_RUNTIME_HEADERS.iter().any(|h| n.eq_ignore_ascii_case(h)));
-    if uri.authority().is_some() && !spin_runtime {
-        uri.to_string()
-    } else {
-        uri.path_and_query().map_or_else(|| String::from("/"), |pq| pq.as_str().to_string())
-    }
-}
-
-/// Whether the caller used TLS: the scheme of the URI Spin builds (or of `spin-full-url`);
-/// `wasmtime serve` hands an origin-form target over plain HTTP.
-fn caller_https(uri: &http::Uri, headers: &[(String, String)]) -> bool {
-    uri.scheme_str() == Some("https")
+/// Whether the caller used TLS: the request's scheme (or that of `spin-full-url`).
+fn caller_https(scheme: Option<Scheme>, headers: &[(String, String)]) -> bool {
+    matches!(scheme, Some(Scheme::Https))
         || headers.iter().any(|(n, v)| {
             n.eq_ignore_ascii_case("spin-full-url")
                 && v.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
         })
 }
 
-/// The Spin entry point: never fails (errors are problem+json answers).
-#[http_service]
-async fn handle(req: SpinRequest) -> http::Response<OutBody> {
+/// The `wasi:http/incoming-handler@0.2.0` export: spin-sdk's macro glue around [`handle`]
+/// (wit-bindgen's export code is the crate's only `unsafe`).
+#[allow(unsafe_code)]
+mod export {
+    #[spin_sdk::http_component]
+    async fn entry(req: spin_sdk::http::IncomingRequest, out: spin_sdk::http::ResponseOutparam) {
+        super::handle(req, out).await;
+    }
+}
+
+/// The Spin entry point: never fails (errors are problem+json answers); after the answer it
+/// runs the work the application handed back.
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let started = wall_now();
     let id = format!("{:016x}", random_u64(0x6d6f_7361_6963));
-    let (parts, body) = req.into_parts();
-    let all = header_list(&parts.headers);
-    let target = request_target(&parts.uri, &all);
+    let all = header_list(req.headers().entries());
+    let method = req.method().to_string();
+    // the target is the path and query: a wasi:http@0.2 runtime (Spin, `wasmtime serve`) takes
+    // the authority of an absolute-form target (or of `Host`) apart (see the README)
+    let target = req.path_with_query().unwrap_or_else(|| String::from("/"));
     let ip = client_ip(&all);
     let inbound = Inbound {
-        method: parts.method.as_str(),
+        method: &method,
         target: &target,
-        https: caller_https(&parts.uri, &all),
+        https: caller_https(req.scheme(), &all),
         // Spin's own `spin-*` request headers (names are lowercase) describe the platform
         headers: all.iter().filter(|(n, _)| !n.starts_with("spin-")).cloned().collect(),
-        body,
+        body: req,
         head_checked: false,
         client_ip: ip.as_deref(),
         locality: Locality::default(),
         id: &id,
     };
     let store = Store::open_default()
-        .await
         .inspect_err(|e| warn(&format!("key-value store `default` unavailable: {e:?}")))
         .ok();
-    let mut reply = match config::open(store).await {
-        Err(errors) => app::unconfigured(&target, STORE_KIND, &errors, &id),
+    let (mut reply, after) = match config::open(store).await {
+        Err(errors) => (app::unconfigured(&target, STORE_KIND, &errors, &id), None),
         Ok(host) => {
-            let host = Rc::new(host);
             let serving = Serving { router: &host.router, generation: 1 };
-            let handled = app::handle(&*host, serving, inbound).await;
+            let handled = app::handle(&host, serving, inbound).await;
             handled.lines.iter().for_each(emit);
             // webhook deliveries: one quick attempt before answering; the rest after it
             let (now, later) =
                 handled.after.into_iter().partition(|j| matches!(j, Job::Deliver { .. }));
             deliver_once(&host, now).await;
             host.save_state().await;
-            after_response(host, later);
-            handled.reply
+            (handled.reply, Some((host, later)))
         }
     };
     if reply.log.latency.is_zero() {
@@ -175,8 +172,11 @@ async fn handle(req: SpinRequest) -> http::Response<OutBody> {
     if reply.log.status == 0 {
         reply.log.status = reply.status;
     }
-    emit(&app::access_line(&reply.log, parts.method.as_str(), parts.uri.path(), false));
-    response(reply)
+    emit(&app::access_line(&reply.log, &method, target.split('?').next().unwrap_or("/"), false));
+    respond(out, reply).await;
+    if let Some((host, later)) = after {
+        after_response(&host, later).await;
+    }
 }
 
 /// One quick attempt per delivery job, all within [`INLINE_BUDGET`] from now; what fails, or what
@@ -192,19 +192,16 @@ async fn deliver_once(host: &SpinHost, jobs: Vec<Job>) {
     }
 }
 
-/// After the response (`wit_bindgen::spawn`: the instance lives until its tasks end): the
-/// stale-while-revalidate refreshes, and the outbox resume when webhooks are configured.
-fn after_response(host: Rc<SpinHost>, jobs: Vec<Job>) {
+/// After the response, in the same handler call (Spin keeps the instance until it returns):
+/// the stale-while-revalidate refreshes, and the outbox resume when webhooks are configured.
+async fn after_response(host: &SpinHost, jobs: Vec<Job>) {
     for job in jobs {
-        let host = Rc::clone(&host);
-        spin_sdk::wit_bindgen::spawn(async move {
-            let seed = random_u64(0x7265_7661);
-            emit(&app::run_job(&*host, &host.router, job, Window::Unbounded, seed).await);
-            host.save_state().await;
-        });
+        let seed = random_u64(0x7265_7661);
+        emit(&app::run_job(host, &host.router, job, Window::Unbounded, seed).await);
     }
+    host.save_state().await;
     if !host.router.config.webhooks.is_empty() {
-        spin_sdk::wit_bindgen::spawn(async move { resume_due(&host).await });
+        resume_due(host).await;
     }
 }
 
