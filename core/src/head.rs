@@ -132,6 +132,7 @@ pub enum Framing {
 ///
 /// # Errors
 /// 431 when over the caps, 400 `bad-request` for smuggling attempts and malformed headers.
+#[inline]
 pub fn check_head(
     headers: &[(impl AsRef<str>, impl AsRef<str>)],
     limits: &HeadLimits,

@@ -79,13 +79,7 @@ impl HookHost for AppSim {
             .cloned()
             .collect())
     }
-    async fn post(
-        &self,
-        _url: &str,
-        _h: &[(String, String)],
-        _b: &[u8],
-        _d: Instant,
-    ) -> Result<u16, PostError> {
+    async fn post(&self, _post: &hooks::Post<'_>) -> Result<u16, PostError> {
         Ok(200)
     }
     async fn sleep_until(&self, t: Instant) {
@@ -188,7 +182,7 @@ fn request<'a>(
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect(),
         body: body.to_vec(),
-        head_checked: false,
+        framing: None,
         client_ip: Some("192.0.2.1"),
         https: false,
         locality: Default::default(),

@@ -189,13 +189,8 @@ impl HookHost for Sim {
         self.check_kv()?;
         Ok(self.keys(prefix))
     }
-    async fn post(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-        deadline: Instant,
-    ) -> Result<u16, PostError> {
+    async fn post(&self, post: &mosaic_providers::hooks::Post<'_>) -> Result<u16, PostError> {
+        let (url, headers, body, deadline) = (post.url, post.headers, post.body, post.deadline);
         let at = self.now.get();
         assert!(deadline > at);
         self.advance(Duration::from_millis(40));

@@ -215,6 +215,7 @@ pub async fn handle(
         target,
         headers,
         body,
+        framing,
     } = req;
     let mut host = LocalHost::new(shared, &live);
     if logged.is_none() {
@@ -231,7 +232,7 @@ pub async fn handle(
         headers,
         body,
         // limits and framing were checked by the connection (core's `check_head`)
-        head_checked: true,
+        framing: Some(framing),
         client_ip: Some(peer_ip),
         https: false,
         locality: Locality::default(),

@@ -85,6 +85,8 @@ pub struct Request<'c> {
     pub headers: Vec<(String, String)>,
     /// The body, read off the connection as it is polled.
     pub body: RequestBody<'c>,
+    /// Its framing, as core's `check_head` decided it.
+    pub framing: Framing,
 }
 
 /// A request body read off its connection as it is polled.
@@ -312,6 +314,7 @@ pub async fn serve(io: TcpStream, shared: Arc<Shared>, peer_ip: Arc<str>, stop: 
                 target: head.target,
                 headers: head.headers,
                 body: RequestBody { conn: &mut conn },
+                framing,
             },
             &peer_ip,
         )

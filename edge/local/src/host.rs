@@ -22,7 +22,7 @@ use mosaic_core::time::Instant;
 use mosaic_core::{Router, State};
 use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded};
 use mosaic_providers::declarative::Registry;
-use mosaic_providers::hooks::{HookHost, KvError, PostError};
+use mosaic_providers::hooks::{HookHost, KvError, Post, PostError};
 
 use crate::cache::{Collapser, Lead, Turn, L1};
 use crate::store::{Kv, Store, StoreError};
@@ -247,17 +247,6 @@ fn kv(e: StoreError) -> KvError {
     KvError(e.0)
 }
 
-/// Whether the operator allowed private addresses for destination `url` (as configured: the
-/// same URL is what the delivery record carries).
-fn allows_private(router: &Router, url: &str) -> bool {
-    router
-        .config
-        .webhooks
-        .iter()
-        .flat_map(|w| &w.destinations)
-        .any(|d| d.url == url && d.allow_private)
-}
-
 impl HookHost for LocalHost<'_> {
     fn now(&self) -> Instant {
         wall_now()
@@ -306,21 +295,14 @@ impl HookHost for LocalHost<'_> {
             .collect())
     }
 
-    async fn post(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-        deadline: Instant,
-    ) -> Result<u16, PostError> {
-        let timeout = deadline.saturating_since(wall_now());
+    async fn post(&self, p: &Post<'_>) -> Result<u16, PostError> {
+        let timeout = p.deadline.saturating_since(wall_now());
         if timeout.is_zero() {
             return Err(PostError::Timeout);
         }
-        let allow_private = allows_private(&self.live.router, url);
         let clients = Clients::local().map_err(PostError::Network)?;
         clients
-            .post(url, headers, body, timeout, allow_private)
+            .post(p.url, p.headers, p.body, timeout, p.allow_private)
             .await
     }
 

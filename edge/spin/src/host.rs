@@ -16,7 +16,8 @@ use mosaic_core::tier::{self, Collapse, Turn, L1};
 use mosaic_core::{admin::CacheStats, driver::UpstreamResponse, http::is_hop_by_hop};
 use mosaic_core::{snapshot, target::is_private_host, time::Instant, Router, State};
 use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded, Source, GOOD_KEY};
-use mosaic_providers::{declarative::Registry, hooks::HookHost, hooks::KvError, hooks::PostError};
+use mosaic_providers::declarative::Registry;
+use mosaic_providers::hooks::{HookHost, KvError, Post, PostError};
 use spin_executor::{push_waker_and_get_token, CancelOnDropToken};
 use spin_sdk::http::{ErrorCode, IncomingRequest, IncomingResponse, SendError};
 use spin_sdk::key_value::Store;
@@ -314,17 +315,9 @@ impl HookHost for SpinHost {
         Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
     }
 
-    async fn post(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-        deadline: Instant,
-    ) -> Result<u16, PostError> {
-        let allow_private = (self.router.config.webhooks.iter())
-            .flat_map(|w| &w.destinations)
-            .any(|d| d.url == url && d.allow_private);
-        match send_http("POST", url, headers, body, deadline, allow_private).await {
+    async fn post(&self, p: &Post<'_>) -> Result<u16, PostError> {
+        let (url, headers, body) = (p.url, p.headers, p.body);
+        match send_http("POST", url, headers, body, p.deadline, p.allow_private).await {
             Ok(resp) => Ok(resp.status()),
             Err((FetchError::Forbidden, m)) => Err(PostError::Refused(m)),
             Err((FetchError::Timeout, _)) => Err(PostError::Timeout),

@@ -144,7 +144,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         // Spin's own `spin-*` request headers (names are lowercase) describe the platform
         headers: all.iter().filter(|(n, _)| !n.starts_with("spin-")).cloned().collect(),
         body: req,
-        head_checked: false,
+        framing: None,
         client_ip: ip.as_deref(),
         locality: Locality::default(),
         id: &id,

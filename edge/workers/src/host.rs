@@ -30,7 +30,7 @@ use mosaic_providers::app::{
     AppHost, Lifecycle, Platform, ReadError, Reloaded, Source, WriteBehind,
 };
 use mosaic_providers::declarative::Registry;
-use mosaic_providers::hooks::{HookHost, KvError, PostError};
+use mosaic_providers::hooks::{HookHost, KvError, Post, PostError};
 use wasm_bindgen::JsValue;
 use worker::js_sys::{self, Reflect, Uint8Array};
 use worker::{AbortController, Cache, Context, Date, Delay, Env, Fetch, Headers, KvStore};
@@ -313,16 +313,9 @@ impl HookHost for WorkersHost {
         }
     }
 
-    async fn post(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-        deadline: Instant,
-    ) -> Result<u16, PostError> {
-        let dests = self.live.router.config.webhooks.iter().flat_map(|w| &w.destinations);
-        let allow_private = dests.into_iter().any(|d| d.url == url && d.allow_private);
-        match send(Method::Post, url, headers, Some(body), allow_private, deadline).await {
+    async fn post(&self, p: &Post<'_>) -> Result<u16, PostError> {
+        let (headers, deadline) = (p.headers, p.deadline);
+        match send(Method::Post, p.url, headers, Some(p.body), p.allow_private, deadline).await {
             Ok(mut resp) => {
                 // drained (within the deadline) so the connection can be reused
                 let _ = select(pin!(resp.bytes()), pin!(sleep_until(deadline))).await;

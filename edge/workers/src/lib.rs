@@ -126,7 +126,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
                 target,
                 headers,
                 body: req,
-                head_checked: false,
+                framing: None,
                 client_ip: ip.as_deref(),
                 // the caller's scheme as Cloudflare saw it (`http` under `wrangler dev`)
                 https: url.as_ref().is_some_and(|u| u.scheme() == "https"),

@@ -32,7 +32,7 @@ use core::time::Duration;
 use mosaic_core::admin::{health_json, state_json, CacheStats};
 use mosaic_core::driver::{self, cache_result, Reply, ReplyBody, RequestLog, UpstreamResponse};
 use mosaic_core::engine::{classify, Attempt, Endpoint, FetchError, Request, Router, State};
-use mosaic_core::head::{check_head, HeadLimits};
+use mosaic_core::head::{check_head, Framing, HeadLimits};
 use mosaic_core::http::{HeaderList, Headers as _, Method};
 use mosaic_core::problem::{Problem, ProblemKind};
 use mosaic_core::region::Locality;
@@ -254,9 +254,9 @@ pub struct Inbound<'a, B> {
     pub headers: HeaderList,
     /// The body.
     pub body: B,
-    /// Whether the host's wire layer already applied [`check_head`] (the native server does,
-    /// while parsing); otherwise the application applies it.
-    pub head_checked: bool,
+    /// The body's framing when the host's wire layer already applied [`check_head`] (the
+    /// native server does, while parsing); `None`: the application applies it.
+    pub framing: Option<Framing>,
     /// The caller's address.
     pub client_ip: Option<&'a str>,
     /// Whether the caller used TLS.
@@ -458,12 +458,6 @@ pub fn host_name<'a>(headers: &'a [(String, String)], target: &'a str) -> Option
     })
 }
 
-fn declared_length(headers: &[(String, String)]) -> Option<u64> {
-    headers
-        .header("content-length")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-}
-
 /// Reads the body within `cap`, or the problem to answer.
 async fn read<H: AppHost>(
     host: &H,
@@ -519,17 +513,28 @@ async fn dispatch<H: AppHost>(
     let router = serving.router;
     let server = &router.config.server;
     let id = req.id;
-    if !req.head_checked {
-        let limits = HeadLimits {
-            max_headers: usize::try_from(server.max_headers).unwrap_or(usize::MAX),
-            max_header_bytes: usize::try_from(server.max_header_bytes).unwrap_or(usize::MAX),
-        };
-        if let Err(p) = check_head(&req.headers, &limits) {
-            let mut h = Handled::new(problem(&p, id));
-            h.close = true;
-            return h;
+    let framing = match req.framing {
+        Some(f) => f,
+        None => {
+            let limits = HeadLimits {
+                max_headers: usize::try_from(server.max_headers).unwrap_or(usize::MAX),
+                max_header_bytes: usize::try_from(server.max_header_bytes).unwrap_or(usize::MAX),
+            };
+            match check_head(&req.headers, &limits) {
+                Ok(f) => f,
+                Err(p) => {
+                    let mut h = Handled::new(problem(&p, id));
+                    h.close = true;
+                    return h;
+                }
+            }
         }
-    }
+    };
+    // the declared length, to refuse a body over a cap without reading it
+    let declared = match framing {
+        Framing::Length(n) => Some(n),
+        Framing::None | Framing::Chunked => None,
+    };
     let Some(method) = Method::parse(req.method) else {
         let p = Problem::new(
             ProblemKind::BadRequest,
@@ -540,7 +545,6 @@ async fn dispatch<H: AppHost>(
         );
         return Handled::new(problem(&p, id));
     };
-    let declared = declared_length(&req.headers);
     match classify(req.target) {
         Endpoint::Health => Handled::new(health(host, serving, id)),
         Endpoint::Admin(rest) => {

@@ -85,17 +85,27 @@ pub trait HookHost {
     fn kv_delete(&self, key: &str) -> impl Future<Output = Result<(), KvError>>;
     /// Every key starting with `prefix`, in any order.
     fn kv_list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, KvError>>;
-    /// POSTs `body` to `url`; gives up at `deadline` with [`PostError::Timeout`]. Returns the
-    /// status (the response body is not needed). Must not follow redirects.
-    fn post(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-        deadline: Instant,
-    ) -> impl Future<Output = Result<u16, PostError>>;
+    /// Sends `post` (see [`Post`]); gives up at its deadline with [`PostError::Timeout`].
+    /// Returns the status (the response body is not needed). Must not follow redirects.
+    fn post(&self, post: &Post<'_>) -> impl Future<Output = Result<u16, PostError>>;
     /// Sleeps until `t`.
     fn sleep_until(&self, t: Instant) -> impl Future<Output = ()>;
+}
+
+/// One delivery POST, as [`deliver`] decided it: where, what, until when, and whether the
+/// destination may be a private address (its `allow_private`, as configured).
+#[derive(Clone, Copy, Debug)]
+pub struct Post<'a> {
+    /// The destination URL.
+    pub url: &'a str,
+    /// The headers (content type, signature …).
+    pub headers: &'a [(String, String)],
+    /// The CloudEvent.
+    pub body: &'a [u8],
+    /// Give up then.
+    pub deadline: Instant,
+    /// The operator allowed a private address for this destination.
+    pub allow_private: bool,
 }
 
 /// The answer to a request to `/hooks/{endpoint}`, and what to run after answering.
@@ -378,7 +388,7 @@ fn destination<'a>(router: &'a Router, d: &Delivery) -> Option<&'a Destination> 
 
 /// The headers for one attempt, or why it cannot be made at all (a configuration problem that
 /// retrying will not fix).
-fn prepare(router: &Router, d: &Delivery, now: Instant) -> Result<HeaderList, String> {
+fn prepare(router: &Router, d: &Delivery, now: Instant) -> Result<(HeaderList, bool), String> {
     let dest = destination(router, d).ok_or_else(|| {
         format!(
             "destination `{}` is no longer configured for endpoint `{}`",
@@ -393,8 +403,9 @@ fn prepare(router: &Router, d: &Delivery, now: Instant) -> Result<HeaderList, St
                 .ok_or_else(|| format!("signing secret `{r}` is not set"))?,
         ),
     };
-    outgoing_request(d, secret.map(|s| s.expose().as_bytes()), now)
-        .map_err(|e| format!("cannot sign the delivery: {e}"))
+    let headers = outgoing_request(d, secret.map(|s| s.expose().as_bytes()), now)
+        .map_err(|e| format!("cannot sign the delivery: {e}"))?;
+    Ok((headers, dest.allow_private))
 }
 
 /// Runs one delivery until it is done, dead-lettered, or its next attempt falls after `until`
@@ -421,9 +432,15 @@ pub async fn deliver<H: HookHost>(
             now = host.now();
         }
         let next = match prepare(router, &d, now) {
-            Ok(headers) => {
-                let deadline = now + policy.timeout;
-                let outcome = host.post(&d.url, &headers, &d.event, deadline).await;
+            Ok((headers, allow_private)) => {
+                let post = Post {
+                    url: &d.url,
+                    headers: &headers,
+                    body: &d.event,
+                    deadline: now + policy.timeout,
+                    allow_private,
+                };
+                let outcome = host.post(&post).await;
                 now = host.now();
                 d.next_step(now, &outcome, &policy.backoff, rng)
             }

@@ -106,7 +106,7 @@ pub use delivery::{
 };
 pub use driver::{
     body_limit, dead_key, deliver, due_pending, handle_hook, list_dead_letters, payload_too_large,
-    pending_key, replay_dead_letter, seen_key, Delivered, HookHost, HookReply, KvError,
+    pending_key, replay_dead_letter, seen_key, Delivered, HookHost, HookReply, KvError, Post,
     ReplayError, DEAD_PREFIX, PENDING_PREFIX, SEEN_PREFIX,
 };
 pub use receive::{receive, Accepted, Received, DUPLICATE_HEADER};
