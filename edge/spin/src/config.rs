@@ -3,10 +3,10 @@
 //! - The config text (TOML, the same file the local server reads) is picked by
 //!   [`app::pick_source`], the precedence of every host: the key-value key `mosaic:config`
 //!   when set and not blank, else the Spin variable `config`.
-//! - It is parsed and validated by [`app::text::parse`] on every request (a fresh instance
-//!   each time). When it is invalid, the last configuration that `POST /_mosaic/reload`
-//!   accepted ([`GOOD_KEY`]) keeps serving; with no such fallback the request is answered by
-//!   [`app::unconfigured`].
+//! - It is parsed and validated on every request (a fresh instance each time) by the
+//!   application's config lifecycle ([`app::check`]). When it is invalid, the last
+//!   configuration that `POST /_mosaic/reload` accepted ([`app::GOOD_KEY`]) keeps serving; with
+//!   no such fallback the request is answered by [`app::unconfigured`].
 //! - The router is [`app::build_router`] with the declarative providers stored under
 //!   [`app::PROVIDERS_KEY`].
 //! - Secret references `secret:NAME` and `env:NAME` read the Spin variable named `NAME`
@@ -17,8 +17,10 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use mosaic_core::{config::SecretRef, snapshot, tier::L1, State};
-use mosaic_providers::app::{self, Source, CONFIG_KEY, GOOD_KEY};
+use mosaic_providers::app::{self, Fresh, Keeping, Outcome};
 use spin_sdk::key_value::Store;
 
 use crate::host::{get, SpinHost, L1_MAX_BYTES, STATE_KEY};
@@ -37,34 +39,50 @@ pub fn variable_name(name: &str) -> String {
         .collect()
 }
 
-fn text(store: Option<&Store>, key: &str) -> Option<String> {
-    get(store, key).map(|v| String::from_utf8_lossy(&v).into_owned())
+/// The store as the application's source of config texts.
+struct Sources<'a>(&'a Store);
+
+impl app::SourceKv for Sources<'_> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0.get(key).map_err(|e| format!("{e:?}"))
+    }
+    async fn put(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.0.set(key, value).map_err(|e| format!("{e:?}"))
+    }
 }
 
-/// Opens this request's host: config, declarative providers, router, and the state restored
-/// from the store's snapshot (read once per request).
+/// Opens this request's host: the config (the application's [`app::check`], a fresh
+/// lifecycle per request; `reload` remembers an accepted text as good), the declarative
+/// providers, the router, and the state restored from the store's snapshot (read once per
+/// request).
 ///
 /// # Errors
 /// Every problem of the config source when there is no valid fallback either.
-pub async fn open(store: Option<Store>) -> Result<SpinHost, Vec<String>> {
+pub async fn open(store: Option<Store>, reload: bool) -> Result<SpinHost, Vec<String>> {
     let s = store.as_ref();
     let var = spin_sdk::variables::get(CONFIG_VAR).ok();
-    let (text, source) = app::pick_source(text(s, CONFIG_KEY), var)
-        .ok_or_else(|| vec![app::no_source(&format!("the Spin variable `{CONFIG_VAR}`"))])?;
-    let (config, text, source, rejected) = match app::text::parse(&text) {
-        Ok(c) => (c, text, source, None),
-        Err(errors) => {
-            let good = self::text(s, GOOD_KEY).ok_or_else(|| errors.clone())?;
-            let c = app::text::parse(&good).map_err(|_| errors.clone())?;
-            crate::warn(&format!(
-                "the configuration source is invalid, serving the last accepted one: {}",
-                errors.join("; ")
-            ));
-            (c, good, Source::Fallback, Some(errors))
-        }
+    let name = format!("the Spin variable `{CONFIG_VAR}`");
+    let (lc, now) = (app::Lifecycle::default(), crate::host::wall_now());
+    let sources = s.map(Sources);
+    let c = app::check(
+        lc,
+        sources.as_ref(),
+        var,
+        &name,
+        Keeping::PerRequest,
+        now,
+        Duration::ZERO,
+        reload,
+    );
+    let c = c.await;
+    c.lines.iter().for_each(crate::emit);
+    let rejected = c.lifecycle.refused().map(<[String]>::to_vec);
+    let fresh = match c.outcome {
+        Outcome::Fresh(f) => *f,
+        Outcome::Unchanged => return Err(vec![app::no_source(&name)]),
+        Outcome::Refused(errors) | Outcome::Unconfigured(errors) => return Err(errors),
     };
-    let (registry, line) = app::load_registry(get(s, app::PROVIDERS_KEY).as_deref());
-    line.iter().for_each(crate::emit);
+    let Fresh { config, source, registry, .. } = fresh;
     let mut found: BTreeMap<SecretRef, String> = BTreeMap::new();
     for r in config.secret_refs() {
         if let SecretRef::Env(n) | SecretRef::Binding(n) = &r {
@@ -89,7 +107,6 @@ pub async fn open(store: Option<Store>) -> Result<SpinHost, Vec<String>> {
         router,
         source,
         rejected,
-        text,
         registry,
         installed: OnceCell::new(),
         looked_up: RefCell::new(None),

@@ -15,7 +15,7 @@ use mosaic_core::engine::{Attempt, FetchError};
 use mosaic_core::tier::{self, Collapse, Turn, L1};
 use mosaic_core::{admin::CacheStats, driver::UpstreamResponse, http::is_hop_by_hop};
 use mosaic_core::{snapshot, target::is_private_host, time::Instant, Router, State};
-use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded, Source, GOOD_KEY};
+use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded, Source};
 use mosaic_providers::declarative::Registry;
 use mosaic_providers::hooks::{HookHost, KvError, Post, PostError};
 use spin_executor::{push_waker_and_get_token, CancelOnDropToken};
@@ -179,8 +179,6 @@ pub struct SpinHost {
     pub source: Source,
     /// The config source's errors, when the last accepted config serves instead.
     pub rejected: Option<Vec<String>>,
-    /// The config text the router was built from.
-    pub text: String,
     pub(crate) registry: Registry,
     pub(crate) installed: OnceCell<Registry>,
     pub(crate) state: RefCell<State>,
@@ -422,18 +420,16 @@ impl AppHost for SpinHost {
     /// did) and records it as the last accepted config ([`GOOD_KEY`]), which serves whenever
     /// the source is invalid later.
     async fn reload(&self) -> Result<Reloaded, Vec<String>> {
-        if let Some(errors) = &self.rejected {
-            return Err(errors.clone());
+        // the application's lifecycle, forced: the source read again, an accepted text
+        // remembered as the last good one
+        let store =
+            Store::open_default().map_err(|e| vec![format!("no key-value store: {e:?}")])?;
+        let fresh = crate::config::open(Some(store), true).await?;
+        if let Some(errors) = fresh.rejected {
+            return Err(errors);
         }
-        let store = self.kv().map_err(|e| vec![e.0])?;
-        store.set(GOOD_KEY, self.text.as_bytes()).map_err(|e| {
-            vec![format!("the configuration is valid but could not be recorded as the last accepted one: {e:?}")]
-        })?;
-        Ok(Reloaded {
-            generation: 1,
-            source: self.source.name(),
-            warnings: self.router.warnings.clone(),
-        })
+        let (source, warnings) = (fresh.source.name(), fresh.router.warnings.clone());
+        Ok(Reloaded { generation: 1, source, warnings })
     }
 
     fn registry(&self) -> &Registry {

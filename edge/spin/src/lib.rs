@@ -152,7 +152,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let store = Store::open_default()
         .inspect_err(|e| warn(&format!("key-value store `default` unavailable: {e:?}")))
         .ok();
-    let (mut reply, after) = match config::open(store).await {
+    let (mut reply, after) = match config::open(store, false).await {
         Err(errors) => (app::unconfigured(&target, STORE_KIND, &errors, &id), None),
         Ok(host) => {
             let serving = Serving { router: &host.router, generation: 1 };
