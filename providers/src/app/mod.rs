@@ -565,12 +565,17 @@ async fn dispatch<H: AppHost>(
         Endpoint::Hook(name) => hook(host, router, name, req, declared).await,
         Endpoint::Proxy => {
             let target = req.target;
-            let body = match read(host, req.body, server.max_body_bytes, declared).await {
-                Ok(b) => b,
-                Err(p) => {
-                    let mut h = Handled::new(problem(&p, id));
-                    h.close = true;
-                    return h;
+            // a wire layer that framed the request knows when it has no body: nothing to read
+            let body = if req.framing == Some(Framing::None) {
+                Vec::new()
+            } else {
+                match read(host, req.body, server.max_body_bytes, declared).await {
+                    Ok(b) => b,
+                    Err(p) => {
+                        let mut h = Handled::new(problem(&p, id));
+                        h.close = true;
+                        return h;
+                    }
                 }
             };
             if crate::v1::serves(&router.config, path_of(target)) {
