@@ -1,16 +1,17 @@
-//! Webhook test support shared by the local, Spin and Workers suites: GitHub deliveries signed
-//! as GitHub signs them, posting them, the admin API, and reading the CloudEvents a
-//! destination received.
+//! Webhook test support shared by the local, Spin and Workers suites and the scenarios of
+//! [`crate::scenarios_hooks`]: the endpoint config and its secrets, GitHub deliveries signed as
+//! GitHub signs them, posting them (also chunked over a raw connection), the admin API, waiting
+//! for deliveries to settle, and reading the CloudEvents a destination received.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mosaic_core::time::Instant;
 use mosaic_providers::webhook::{preset_by_name, sign};
 
-use crate::host::ADMIN_TOKEN;
+use crate::host::{HostUnderTest, Running, ADMIN_TOKEN};
 use crate::mock::{Mock, Seen};
-use crate::scenarios::{Client, Resp};
+use crate::scenarios::{server, Client, Resp};
 
 /// The wall clock as core's [`Instant`].
 #[must_use]
@@ -105,4 +106,97 @@ pub fn ok_ids(m: &Mock) -> BTreeMap<String, u32> {
         }
     }
     ids
+}
+
+/// The endpoint's GitHub secret (bound to `env:MOSAIC_TEST_HOOK_SECRET`).
+pub const HOOK_SECRET: &str = "gh-hook-secret-3f9a1c";
+/// The destination's Standard Webhooks signing secret (`env:MOSAIC_TEST_DEST_SECRET`).
+pub const DEST_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The endpoint's body limit.
+pub const MAX_BODY: usize = 4096;
+
+/// The secrets of [`config`].
+pub const SECRETS: [(&str, &str); 2] = [
+    ("MOSAIC_TEST_HOOK_SECRET", HOOK_SECRET),
+    ("MOSAIC_TEST_DEST_SECRET", DEST_SECRET),
+];
+
+/// One GitHub endpoint `gh` forwarding to `dest`, signed, with `attempts` attempts.
+#[must_use]
+pub fn config(dest: &str, attempts: u32) -> String {
+    format!(
+        "{}[[webhooks]]\nname = \"gh\"\nscheme = \"github\"\nsecrets = [\"env:MOSAIC_TEST_HOOK_SECRET\"]\nmax_body_bytes = {MAX_BODY}\ndestinations = [{{ url = \"{dest}\", allow_private = true, sign_secret = \"env:MOSAIC_TEST_DEST_SECRET\", attempts = {attempts} }}]\n",
+        server("")
+    )
+}
+
+/// A router serving `cfg` with the webhook secrets bound.
+///
+/// # Panics
+/// When it does not start.
+pub fn start(host: &dyn HostUnderTest, cfg: &str) -> (Box<dyn Running>, Client) {
+    let r = host
+        .start_with_secrets(cfg, &SECRETS)
+        .unwrap_or_else(|e| panic!("{}: router did not start: {e}\nconfig:\n{cfg}", host.name()));
+    let c = Client::new(&r.base_url());
+    (r, c)
+}
+
+/// Polls `f` every 150 ms for up to `within`, sending a request to the router each time (Spin
+/// resumes parked deliveries during requests; elsewhere it is just a health check).
+pub async fn settle<F, Fut>(c: &Client, within: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if f().await {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        let _ = c.get("/_mosaic/health").await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// POSTs `body` with `Transfer-Encoding: chunked` over a raw connection; the answer's status.
+pub async fn chunked_post(
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let mut head =
+        format!("POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n");
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = s.write_all(head.as_bytes()).await;
+    for chunk in body.chunks(512) {
+        // the server may answer and close before the last chunk: a failed write is expected
+        if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .is_err()
+            || s.write_all(chunk).await.is_err()
+            || s.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n").await;
+    let mut buf = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.split(' ').nth(1).map(str::to_string)
 }

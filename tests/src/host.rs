@@ -28,6 +28,26 @@ pub trait HostUnderTest: Sync {
     /// # Errors
     /// What went wrong, with the router's own output when there is some.
     fn start(&self, config_toml: &str) -> Result<Box<dyn Running>, String>;
+    /// Starts a router serving `config_toml` with extra secrets bound: each `(NAME, value)` is
+    /// what `env:NAME` and `secret:NAME` resolve to (the local binary: environment variables;
+    /// Workers: `.dev.vars` bindings; Spin: variables named `NAME` lowercased), besides the
+    /// two every host binds ([`ADMIN_REF`], `secret:MOSAIC_TEST_UPSTREAM`).
+    ///
+    /// # Errors
+    /// As [`HostUnderTest::start`]; a host that cannot bind extra secrets says so.
+    fn start_with_secrets(
+        &self,
+        config_toml: &str,
+        secrets: &[(&str, &str)],
+    ) -> Result<Box<dyn Running>, String> {
+        if secrets.is_empty() {
+            return self.start(config_toml);
+        }
+        Err(format!(
+            "{}: this host under test cannot bind extra secrets (implement HostUnderTest::start_with_secrets for it)",
+            self.name()
+        ))
+    }
 }
 
 /// A running router.
@@ -42,12 +62,25 @@ pub trait Running: Send {
     fn write_config(&self, config_toml: &str) -> Result<(), String>;
     /// What the router logged so far (for failure messages).
     fn logs(&self) -> String;
+    /// Its loopback port (for raw connections), from [`Running::base_url`].
+    ///
+    /// # Panics
+    /// When the base URL has no port.
+    fn port(&self) -> u16 {
+        self.base_url()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .expect("the base URL names a port")
+    }
 }
 
 /// The `mosaic` binary of this build, started as a child process.
 pub struct LocalBinary {
     /// Path of the binary.
     pub binary: PathBuf,
+    /// Extra environment of every router it starts (e.g. `RUST_LOG`).
+    pub env: Vec<(String, String)>,
 }
 
 /// The `mosaic` binary next to the running test executable (`target/<profile>/mosaic`), or
@@ -81,6 +114,19 @@ impl LocalBinary {
     pub fn new() -> LocalBinary {
         LocalBinary {
             binary: mosaic_binary(),
+            env: Vec::new(),
+        }
+    }
+
+    /// The binary of this build, every router started with `env` too.
+    #[must_use]
+    pub fn with_env(env: &[(&str, &str)]) -> LocalBinary {
+        LocalBinary {
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            ..LocalBinary::new()
         }
     }
 
@@ -112,6 +158,9 @@ impl LocalBinary {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -159,6 +208,14 @@ impl HostUnderTest for LocalBinary {
     }
     fn start(&self, config_toml: &str) -> Result<Box<dyn Running>, String> {
         self.spawn(config_toml, &[])
+            .map(|r| Box::new(r) as Box<dyn Running>)
+    }
+    fn start_with_secrets(
+        &self,
+        config_toml: &str,
+        secrets: &[(&str, &str)],
+    ) -> Result<Box<dyn Running>, String> {
+        self.spawn(config_toml, secrets)
             .map(|r| Box::new(r) as Box<dyn Running>)
     }
 }

@@ -308,3 +308,101 @@ pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     l.local_addr().expect("local addr").port()
 }
+
+/// An upstream that echoes what it received: body `auth=<Authorization>;path=<target>`,
+/// cacheable for 60 s; it records every request.
+pub struct Echo {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Echo {
+    /// Starts one on a free loopback port.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub async fn start() -> Echo {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local addr");
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let seen2 = Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let seen = Arc::clone(&seen2);
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let seen = Arc::clone(&seen);
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
+                            let auth = parts
+                                .headers
+                                .get("authorization")
+                                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                                .unwrap_or_default();
+                            let target = parts
+                                .uri
+                                .path_and_query()
+                                .map_or("/", |p| p.as_str())
+                                .to_string();
+                            let text = format!("auth={auth};path={target}");
+                            lock(&seen).push(Seen {
+                                method: parts.method.as_str().to_string(),
+                                target,
+                                headers: parts
+                                    .headers
+                                    .iter()
+                                    .map(|(n, v)| {
+                                        (
+                                            n.as_str().to_string(),
+                                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                        )
+                                    })
+                                    .collect(),
+                                body,
+                            });
+                            let mut r = Response::new(Full::new(Bytes::from(text)));
+                            r.headers_mut().insert(
+                                "cache-control",
+                                hyper::header::HeaderValue::from_static("max-age=60"),
+                            );
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Echo { addr, seen, task }
+    }
+
+    /// `http://127.0.0.1:port`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request it received.
+    #[must_use]
+    pub fn seen(&self) -> Vec<Seen> {
+        lock(&self.seen).clone()
+    }
+}

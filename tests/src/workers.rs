@@ -102,6 +102,19 @@ impl WorkerBuild {
     /// # Errors
     /// When `wrangler dev` does not answer (the message carries its output).
     pub fn spawn(&self, config_toml: &str) -> Result<WorkerRouter, String> {
+        self.spawn_with_secrets(config_toml, &[])
+    }
+
+    /// Serves `config_toml` from a fresh directory with extra secret bindings (`.dev.vars`
+    /// lines `NAME="value"`, read by `env:NAME` and `secret:NAME`).
+    ///
+    /// # Errors
+    /// When `wrangler dev` does not answer (the message carries its output).
+    pub fn spawn_with_secrets(
+        &self,
+        config_toml: &str,
+        secrets: &[(&str, &str)],
+    ) -> Result<WorkerRouter, String> {
         let dir = tempdir();
         let wrangler_toml = format!(
             "name = \"mosaic-test\"\nmain = {}\ncompatibility_date = \"{COMPATIBILITY_DATE}\"\n\n\
@@ -111,15 +124,15 @@ impl WorkerBuild {
             toml_string(config_toml)
         );
         std::fs::write(dir.join("wrangler.toml"), wrangler_toml).map_err(|e| e.to_string())?;
-        std::fs::write(
-            dir.join(".dev.vars"),
-            format!(
-                "MOSAIC_TEST_ADMIN={}\nMOSAIC_TEST_UPSTREAM={}\n",
-                toml_string(ADMIN_TOKEN),
-                toml_string(crate::scenarios::UPSTREAM_TOKEN)
-            ),
-        )
-        .map_err(|e| e.to_string())?;
+        let mut vars = format!(
+            "MOSAIC_TEST_ADMIN={}\nMOSAIC_TEST_UPSTREAM={}\n",
+            toml_string(ADMIN_TOKEN),
+            toml_string(crate::scenarios::UPSTREAM_TOKEN)
+        );
+        for (name, value) in secrets {
+            vars.push_str(&format!("{name}={}\n", toml_string(value)));
+        }
+        std::fs::write(dir.join(".dev.vars"), vars).map_err(|e| e.to_string())?;
         let r = WorkerRouter {
             child: Mutex::new(None),
             port: crate::mock::free_port(),
@@ -139,6 +152,14 @@ impl HostUnderTest for WorkerBuild {
     }
     fn start(&self, config_toml: &str) -> Result<Box<dyn Running>, String> {
         self.spawn(config_toml)
+            .map(|r| Box::new(r) as Box<dyn Running>)
+    }
+    fn start_with_secrets(
+        &self,
+        config_toml: &str,
+        secrets: &[(&str, &str)],
+    ) -> Result<Box<dyn Running>, String> {
+        self.spawn_with_secrets(config_toml, secrets)
             .map(|r| Box::new(r) as Box<dyn Running>)
     }
 }
