@@ -491,25 +491,21 @@ pub async fn handle<H: AppHost>(
     serving: Serving<'_>,
     req: Inbound<'_, H::In>,
 ) -> Handled<H::Body> {
+    // one async body, not one per path: every nested future is one more copy of a large
+    // state per request on the native hot path (callgrind counts them)
     // the clock is read only for a log line that will be written (natively, reads of the
     // clock are counted per request)
     let started = host.keeps_log().then(|| host.now());
-    let mut h = dispatch(host, serving, req).await;
-    let log = &mut h.reply.log;
-    if let Some(started) = started.filter(|_| log.latency.is_zero()) {
-        log.latency = host.now().saturating_since(started);
-    }
-    if log.status == 0 {
-        log.status = h.reply.status;
-    }
-    h
-}
-
-async fn dispatch<H: AppHost>(
-    host: &H,
-    serving: Serving<'_>,
-    req: Inbound<'_, H::In>,
-) -> Handled<H::Body> {
+    let finish = |mut h: Handled<H::Body>| {
+        let log = &mut h.reply.log;
+        if let Some(started) = started.filter(|_| log.latency.is_zero()) {
+            log.latency = host.now().saturating_since(started);
+        }
+        if log.status == 0 {
+            log.status = h.reply.status;
+        }
+        h
+    };
     let router = serving.router;
     let server = &router.config.server;
     let id = req.id;
@@ -525,7 +521,7 @@ async fn dispatch<H: AppHost>(
                 Err(p) => {
                     let mut h = Handled::new(problem(&p, id));
                     h.close = true;
-                    return h;
+                    return finish(h);
                 }
             }
         }
@@ -543,13 +539,13 @@ async fn dispatch<H: AppHost>(
                 req.method
             ),
         );
-        return Handled::new(problem(&p, id));
+        return finish(Handled::new(problem(&p, id)));
     };
-    match classify(req.target) {
+    let h = match classify(req.target) {
         Endpoint::Health => Handled::new(health(host, serving, id)),
         Endpoint::Admin(rest) => {
             if let Err(p) = router.check_admin(&req.headers) {
-                return Handled::new(problem(&p, id));
+                return finish(Handled::new(problem(&p, id)));
             }
             let rest = path_of(rest);
             let mut h = if (method, rest) == (Method::Put, "providers") {
@@ -564,114 +560,86 @@ async fn dispatch<H: AppHost>(
         }
         Endpoint::Hook(name) => hook(host, router, name, req, declared).await,
         Endpoint::Proxy => {
-            let target = req.target;
+            let Inbound {
+                target,
+                headers,
+                body,
+                client_ip,
+                https,
+                locality,
+                ..
+            } = req;
             // a wire layer that framed the request knows when it has no body: nothing to read
-            let body = if req.framing == Some(Framing::None) {
+            let body = if framing == Framing::None && req.framing.is_some() {
                 Vec::new()
             } else {
-                match read(host, req.body, server.max_body_bytes, declared).await {
+                match read(host, body, server.max_body_bytes, declared).await {
                     Ok(b) => b,
                     Err(p) => {
                         let mut h = Handled::new(problem(&p, id));
                         h.close = true;
-                        return h;
+                        return finish(h);
                     }
                 }
             };
             if crate::v1::serves(&router.config, path_of(target)) {
-                let reply = v1::serve(
-                    host,
-                    router,
-                    method,
-                    target,
-                    req.headers,
-                    &body,
-                    req.client_ip,
-                    id,
-                )
-                .await;
-                return Handled::new(reply);
+                let reply =
+                    v1::serve(host, router, method, target, headers, &body, client_ip, id).await;
+                return finish(Handled::new(reply));
             }
-            proxy(
-                host,
-                router,
+            let max_cache_body =
+                usize::try_from(router.config.server.max_cache_body_bytes).unwrap_or(usize::MAX);
+            let name = host_name(&headers, target);
+            let request = Request {
                 method,
-                req.target,
-                req.headers,
-                body,
-                req.client_ip,
-                req.https,
-                req.locality,
-                id,
-            )
-            .await
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn proxy<H: AppHost>(
-    host: &H,
-    router: &Router,
-    method: Method,
-    target: &str,
-    headers: HeaderList,
-    body: Vec<u8>,
-    client_ip: Option<&str>,
-    https: bool,
-    locality: Locality,
-    id: &str,
-) -> Handled<H::Body> {
-    let max_cache_body =
-        usize::try_from(router.config.server.max_cache_body_bytes).unwrap_or(usize::MAX);
-    let name = host_name(&headers, target);
-    let request = Request {
-        method,
-        host: name.as_deref(),
-        target,
-        headers: &headers,
-        client_ip,
-        https,
-        locality: locality.clone(),
-        id,
-    };
-    let sent = Sent { host, body: &body };
-    let reply = driver::handle(&sent, router, &request, max_cache_body).await;
-    let close = reply.status == 400 && reply.log.problem.is_some();
-    let mut after = Vec::new();
-    let key = if reply.revalidate {
-        host.looked_up()
-    } else {
-        None
-    };
-    let headers = match key {
-        Some(key) => {
-            let name = name.map(Cow::into_owned);
-            after.push(Job::Revalidate(Revalidate {
-                key,
-                method,
-                host: name,
-                target: String::from(target),
-                headers,
-                client_ip: client_ip.map(String::from),
+                host: name.as_deref(),
+                target,
+                headers: &headers,
+                client_ip,
                 https,
-                locality,
-                body,
-            }));
-            None
-        }
-        None => {
-            drop(name);
-            Some(headers)
+                locality: locality.clone(),
+                id,
+            };
+            let sent = Sent { host, body: &body };
+            let reply = driver::handle(&sent, router, &request, max_cache_body).await;
+            let close = reply.status == 400 && reply.log.problem.is_some();
+            let mut after = Vec::new();
+            let key = if reply.revalidate {
+                host.looked_up()
+            } else {
+                None
+            };
+            let headers = match key {
+                Some(key) => {
+                    let name = name.map(Cow::into_owned);
+                    after.push(Job::Revalidate(Revalidate {
+                        key,
+                        method,
+                        host: name,
+                        target: String::from(target),
+                        headers,
+                        client_ip: client_ip.map(String::from),
+                        https,
+                        locality,
+                        body,
+                    }));
+                    None
+                }
+                None => {
+                    drop(name);
+                    Some(headers)
+                }
+            };
+            Handled {
+                reply,
+                close,
+                after,
+                lines: Vec::new(),
+                headers,
+            }
         }
     };
-    Handled {
-        reply,
-        close,
-        after,
-        lines: Vec::new(),
-        headers,
-    }
+    finish(h)
 }
 
 fn health<H: AppHost, B>(host: &H, serving: Serving<'_>, id: &str) -> Reply<B> {
