@@ -654,13 +654,16 @@ const CALLER_CREDENTIALS: [&str; 4] = [
     "x-mosaic-admin-token",
 ];
 /// Headers the proxy sets itself.
-const PROXY_SET: [&str; 6] = [
+const PROXY_SET: [&str; 7] = [
     "host",
     "content-length",
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
+    // the router answers `100-continue` itself and sends the body it read whole: asked again,
+    // an upstream's interim 100 would reach a platform's fetch as the final answer
+    "expect",
 ];
 
 /// Builds the headers sent upstream (without credentials, which are per attempt).

@@ -212,11 +212,63 @@ pub fn is_private_host(host: &str) -> bool {
     if h.contains(':') {
         return is_private_v6(&h);
     }
+    // URL parsers and resolvers read more than dotted quads as IPv4 (`2130706433`, `0x7f.1`,
+    // `0177.0.0.1`, `127.1`: WHATWG URL's IPv4 parser, inet_aton): such a host is judged as
+    // the address it means, and one whose last label is numeric but is no address is refused
+    if ends_in_a_number(&h) {
+        return parse_ipv4_numeric(&h).is_none_or(is_private_v4);
+    }
     false
 }
 
-/// Parses a dotted-quad IPv4 address (the only form accepted; `0x7f.1`, `2130706433` are refused
-/// by treating them as names, which then fail to be valid hosts upstream).
+/// Whether the last label of `h` is a number (decimal, or hex with `0x`): WHATWG URL then
+/// parses the whole host as IPv4.
+fn ends_in_a_number(h: &str) -> bool {
+    let last = h.rsplit('.').next().unwrap_or("");
+    !last.is_empty()
+        && (last.bytes().all(|b| b.is_ascii_digit())
+            || last
+                .strip_prefix("0x")
+                .is_some_and(|x| x.bytes().all(|b| b.is_ascii_hexdigit())))
+}
+
+/// The IPv4 address a host of one to four numeric parts means (each decimal, `0x` hex or
+/// `0`-prefixed octal; the last part fills the remaining bytes), as WHATWG URL and inet_aton
+/// read it; `None` when it is not one.
+fn parse_ipv4_numeric(h: &str) -> Option<[u8; 4]> {
+    let parts: alloc::vec::Vec<&str> = h.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let mut nums = [0u64; 4];
+    for (i, p) in parts.iter().enumerate() {
+        let (digits, radix) = if let Some(x) = p.strip_prefix("0x") {
+            (x, 16)
+        } else if p.len() > 1 && p.starts_with('0') {
+            (&p[1..], 8)
+        } else {
+            (*p, 10)
+        };
+        nums[i] = if digits.is_empty() {
+            0
+        } else {
+            u64::from_str_radix(digits, radix).ok()?
+        };
+    }
+    let n = parts.len();
+    if nums[..n - 1].iter().any(|&v| v > 255) || nums[n - 1] >= 1u64 << (8 * (5 - n)) {
+        return None;
+    }
+    let mut v: u64 = nums[n - 1];
+    for (i, &p) in nums[..n - 1].iter().enumerate() {
+        v |= p << (8 * (3 - i));
+    }
+    let b = u32::try_from(v).ok()?.to_be_bytes();
+    Some(b)
+}
+
+/// Parses a dotted-quad IPv4 address. (Other numeric forms — `0x7f.1`, `2130706433` — are
+/// judged by [`is_private_host`] as the address they mean.)
 #[must_use]
 pub fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
     let mut out = [0u8; 4];
@@ -353,6 +405,18 @@ mod tests {
             "a.localhost",
             "metadata.google.internal",
             "printer.local",
+            // numeric forms URL parsers and resolvers read as loopback or private
+            "2130706433",
+            "0x7f000001",
+            "0x7f.1",
+            "0177.0.0.1",
+            "127.1",
+            "10.0x10.1",
+            "3232235777",
+            // a numeric last label that is no address: refused
+            "1.2.3.4.5",
+            "99999999999",
+            "1.256.1",
         ] {
             assert!(is_private_host(h), "{h}");
         }
@@ -362,6 +426,12 @@ mod tests {
             "api.github.com",
             "2606:4700::1111",
             "100.128.0.1",
+            // 8.8.8.8 in other forms, and names that merely contain digits
+            "134744072",
+            "0x8.0x8.0x8.0x8",
+            "8.8.2056",
+            "1e100.net",
+            "123.example",
         ] {
             assert!(!is_private_host(h), "{h}");
         }

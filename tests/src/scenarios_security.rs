@@ -404,9 +404,10 @@ pub fn loopback_name() -> Option<String> {
     })
 }
 
-/// A provider without `allow_private` never reaches a private address: a name or a non-dotted
-/// literal that only turns out to be loopback at fetch time is refused then (502
-/// `upstream-error`, `forbidden-address`), without connecting. (Private literals and names in
+/// A provider without `allow_private` never reaches a private address: a numeric IPv4 literal
+/// in any form URL parsers accept (decimal, hex, short) is refused by the config check like a
+/// dotted private literal, and a name that only turns out to be loopback at fetch time is
+/// refused then (502 `upstream-error`, `forbidden-address`), without connecting. (Private literals and names in
 /// `base_url` are refused by core's config check on every host: `mosaic check` in
 /// `tests/local_security.rs`, the invalid-config scenarios of the Workers and Spin suites.)
 pub async fn names_and_literals_reaching_loopback_are_refused_at_fetch_time(
@@ -414,9 +415,24 @@ pub async fn names_and_literals_reaching_loopback_are_refused_at_fetch_time(
 ) {
     let up = Mock::start("up", Behaviour::ok()).await;
     let port = up.url().rsplit(':').next().unwrap_or("").to_string();
-    // 2130706433 is 127.0.0.1 in decimal: not a dotted quad, so the config check sees a name,
-    // but a URL parser reads it as the loopback literal
-    let mut bases = vec![(String::from("decimal"), format!("http://2130706433:{port}"))];
+    // 2130706433 is 127.0.0.1 in decimal, 0x7f.1 in hex and short form: URL parsers and
+    // resolvers read them as the loopback literal, and so does core's check, which refuses
+    // them in a `base_url` like any private literal (every host: the config does not load)
+    for literal in ["2130706433", "0x7f.1"] {
+        let cfg = format!(
+            "{}[[providers]]\nid = \"n\"\nbase_url = \"http://{literal}:{port}\"\n\n[[routes]]\nname = \"n\"\nmatch = {{ path = \"/n/{{*rest}}\" }}\nproviders = [\"n\"]\n",
+            server("")
+        );
+        match host.start(&cfg) {
+            Err(e) => assert!(e.contains("private"), "{literal}: {e}"),
+            Ok(r) => {
+                let resp = Client::new(&r.base_url()).get("/n/x").await;
+                assert_eq!(resp.status, 500, "{literal}: {resp:?}\n{}", r.logs());
+                assert!(resp.body.contains("private"), "{literal}: {resp:?}");
+            }
+        }
+    }
+    let mut bases = Vec::new();
     // the DNS case needs the host's own resolver: the Workers and Spin hosts fetch through the
     // platform, which resolves (and, in production, refuses private addresses) itself
     if host.name() == "local" {
@@ -426,6 +442,10 @@ pub async fn names_and_literals_reaching_loopback_are_refused_at_fetch_time(
                 "note: no hostname of this machine resolves to loopback only; the DNS case is skipped"
             ),
         }
+    }
+    if bases.is_empty() {
+        assert_eq!(up.hits(), 0, "a refused address must not be connected to");
+        return;
     }
     let mut cfg = server("");
     for (id, url) in &bases {

@@ -115,6 +115,20 @@ impl HostUnderTest for SpinComponent {
         self.spawn(config_toml)
             .map(|r| Box::new(r) as Box<dyn Running>)
     }
+    fn start_with_secrets(
+        &self,
+        config_toml: &str,
+        secrets: &[(&str, &str)],
+    ) -> Result<Box<dyn Running>, String> {
+        // `env:NAME` and `secret:NAME` read the Spin variable `NAME` lower-cased
+        let vars: Vec<(String, &str)> = secrets
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), *v))
+            .collect();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        self.spawn_with(Some(config_toml), &vars)
+            .map(|r| Box::new(r) as Box<dyn Running>)
+    }
 }
 
 /// The wasmtime `scripts/spin-serve` runs: `WASMTIME`, else the one `tools.env` of

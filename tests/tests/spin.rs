@@ -22,12 +22,10 @@ use std::time::Duration;
 
 use mosaic_core::webhook::Scheme;
 use mosaic_tests::fixtures::{FixtureServer, Reply};
-use mosaic_tests::hooks::{
-    self, admin, cloud_event as ce, github_headers, issue_body as hook_body, now, post_hook,
-};
+use mosaic_tests::hooks::{self, admin, cloud_event as ce, now};
 use mosaic_tests::host::Running;
 use mosaic_tests::mock::{Behaviour, Mock};
-use mosaic_tests::scenarios::{self, eventually, provider, server, Client, Resp, UPSTREAM_TOKEN};
+use mosaic_tests::scenarios::{eventually, provider, server, Client, Resp, UPSTREAM_TOKEN};
 use mosaic_tests::spin::{SpinComponent, SpinRouter};
 
 /// The component (panics outside scripts/test-spin).
@@ -37,13 +35,101 @@ fn spin() -> SpinComponent {
 
 macro_rules! scenario {
     ($name:ident) => {
+        scenario!(scenarios, $name);
+    };
+    ($module:ident, $name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             let host = spin();
-            scenarios::$name(&host).await;
+            mosaic_tests::$module::$name(&host).await;
         }
     };
 }
+
+macro_rules! skip {
+    ($name:ident, $why:expr) => {
+        mosaic_tests::skip!($name, $why);
+    };
+}
+
+// the host-generic scenarios of tests/src, as on the native binary and under workerd
+scenario!(v1, openapi_document);
+scenario!(v1, every_family_serves_its_operations);
+scenario!(v1, v1_read_fails_over_within_the_family);
+scenario!(v1, v1_writes_go_to_the_primary_only_while_reads_fail_over);
+scenario!(v1, v1_pin_header_is_not_forwarded);
+scenario!(
+    v1,
+    v1_rate_limit_headers_cool_a_provider_down_before_any_429
+);
+scenario!(v1, plugin_rate_limit_headers_cool_a_provider_down);
+scenario!(v1, a_cursor_continues_on_a_provider_of_its_kind_only);
+scenario!(v1, declared_provider_serves_without_a_redeploy);
+scenario!(
+    scenarios_security,
+    ssrf_corpus_is_refused_before_any_upstream_request
+);
+scenario!(
+    scenarios_security,
+    smuggling_corpus_is_refused_or_neutralised
+);
+scenario!(
+    scenarios_security,
+    pipelined_request_after_a_refusal_is_never_served
+);
+scenario!(
+    scenarios_security,
+    http_framing_edges_are_served_as_the_protocol_says
+);
+scenario!(
+    scenarios_security,
+    expect_100_continue_is_answered_before_the_body
+);
+scenario!(
+    scenarios_security,
+    caller_credentials_and_hop_by_hop_headers_never_reach_the_upstream
+);
+scenario!(
+    scenarios_security,
+    tenants_authenticate_and_admin_scope_is_separate
+);
+scenario!(
+    scenarios_security,
+    a_thousand_randomized_requests_stay_within_their_tenant
+);
+scenario!(
+    scenarios_security,
+    secrets_never_appear_in_logs_problems_metrics_or_state
+);
+scenario!(
+    scenarios_hooks,
+    genuine_delivery_is_forwarded_once_as_a_signed_cloudevent
+);
+scenario!(
+    scenarios_hooks,
+    forged_delivery_is_401_problem_without_the_secret
+);
+scenario!(
+    scenarios_hooks,
+    duplicate_delivery_is_200_marked_and_not_forwarded_again
+);
+scenario!(scenarios_hooks, oversize_delivery_is_413);
+scenario!(
+    scenarios_hooks,
+    a_destination_that_fails_then_recovers_gets_every_event_exactly_once
+);
+scenario!(
+    scenarios_hooks,
+    a_destination_that_stays_down_fills_the_dead_letters_and_replay_delivers
+);
+scenario!(
+    scenarios_hooks,
+    notion_handshake_token_is_shown_to_the_operator_and_not_forwarded
+);
+skip!(concurrent_misses_collapse, "Spin gives each request its own instance and its key-value store has no lock or atomic operation: N concurrent misses make up to N upstream requests");
+skip!(headers_and_credentials, "it expects X-Forwarded-For from Spin's spin-client-addr header, which wasmtime serve does not send; headers_and_credentials_without_client_address checks the rest");
+skip!(shared_state_and_cache, "Redis is a store of the native server; Spin shares state through its key-value store (state_persists_across_requests_and_restarts)");
+skip!(gcra_admits_the_burst_then_the_rate_under_concurrency, "each request is its own instance and the key-value store has no atomic operation: concurrent requests race past the burst; sequential requests are limited (burst, then 429) — the exact-state issue (#21) gives Spin atomic counters");
 
 scenario!(failover_on_connection_refused);
 scenario!(failover_on_5xx);
@@ -343,7 +429,8 @@ async fn head_limits_absolute_form_and_smuggling() {
     )
     .await;
     assert_eq!(status_of(&ok), "200", "{ok}");
-    let raw = b"GET http://evil.example/abs?q=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let raw =
+        b"GET http://evil.example/abs?q=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     let answer = raw_exchange(r.port, raw).await;
     assert_eq!(status_of(&answer), "200", "{answer}\n{}", r.logs());
     assert_eq!(
@@ -355,7 +442,11 @@ async fn head_limits_absolute_form_and_smuggling() {
     let answer = raw_exchange(r.port, raw).await;
     assert_eq!(status_of(&answer), "200", "{answer}");
     assert!(answer.contains("\"status\""), "the health answer: {answer}");
-    assert_eq!(up.hits(), 2, "the two proxied requests reached the upstream");
+    assert_eq!(
+        up.hits(),
+        2,
+        "the two proxied requests reached the upstream"
+    );
     // Spin adds its `spin-*` headers: they describe the platform and are not forwarded
     let spin_like = raw_exchange(
         r.port,
@@ -510,60 +601,6 @@ async fn webhook_genuine_forwarded_inline_and_duplicate_not_again() {
     assert!(!logs.contains(HOOK_SECRET) && !logs.contains(DEST_SECRET));
 }
 
-/// Forged, wrongly signed and unsigned deliveries are 401 problem+json that never show the
-/// secret; an unknown endpoint is 404; nothing is forwarded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhook_forged_is_401_problem_without_the_secret() {
-    let host = spin();
-    let dest = Mock::start("dest", Behaviour::ok()).await;
-    let r = start_hooks(&host, &hook_config(&format!("{}/events", dest.url()), 3));
-    let c = Client::new(&r.base_url());
-    let b = hook_body(1);
-    let resp = post_hook(
-        &c,
-        "/hooks/gh",
-        &github_headers("not-the-secret", &b, "d-forged"),
-        b.clone(),
-    )
-    .await;
-    assert_eq!(resp.status, 401, "{resp:?}\n{}", r.logs());
-    assert_eq!(
-        resp.header("content-type"),
-        Some("application/problem+json")
-    );
-    let p: serde_json::Value = serde_json::from_str(&resp.body).expect("problem JSON");
-    assert_eq!(p["status"], 401);
-    assert!(
-        p["type"]
-            .as_str()
-            .is_some_and(|t| t.ends_with("webhook-rejected")),
-        "{p}"
-    );
-    assert!(!resp.body.contains(HOOK_SECRET) && !resp.body.contains("not-the-secret"));
-    // a genuine signature over another body
-    let resp = post_hook(
-        &c,
-        "/hooks/gh",
-        &github_headers(HOOK_SECRET, &b, "d-forged-2"),
-        hook_body(2),
-    )
-    .await;
-    assert_eq!(resp.status, 401, "{resp:?}");
-    // no signature at all
-    let unsigned = [(String::from("x-github-event"), String::from("issues"))];
-    let resp = post_hook(&c, "/hooks/gh", &unsigned, b).await;
-    assert_eq!(resp.status, 401, "{resp:?}");
-    let resp = c.send("POST", "/hooks/nope", &[], hook_body(1)).await;
-    assert_eq!(resp.status, 404, "{resp:?}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(dest.hits(), 0);
-    let logs = r.logs();
-    assert!(
-        !logs.contains(HOOK_SECRET) && !logs.contains("not-the-secret"),
-        "{logs}"
-    );
-}
-
 /// A destination that fails the attempt made before answering gets the event later: the
 /// delivery is parked in the KV outbox and a later, unrelated request resumes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -647,191 +684,8 @@ fn kind_provider(id: &str, kind: &str, base: &str) -> String {
     )
 }
 
-/// GitHub `gh` and a Gitea mirror serving `/v1/git`.
-fn v1_pair(gh: &str, mirror: &str) -> String {
-    format!(
-        "{}{}{}[v1.git]\nproviders = [\"gh\", \"mirror\"]\nretry = {{ attempts = 3, backoff_base_ms = 20, backoff_max_ms = 50 }}\n",
-        server(""),
-        kind_provider("gh", "github", gh),
-        kind_provider("mirror", "gitea", mirror),
-    )
-}
-
 fn json(r: &Resp) -> serde_json::Value {
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
-}
-
-/// `/v1/openapi.json` is answered by the router itself.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v1_openapi_document_is_served() {
-    let host = spin();
-    let up = FixtureServer::start().await;
-    let r = host.spawn(&v1_pair(&up.url(), &up.url())).expect("start");
-    let c = Client::new(&r.base_url());
-    let resp = c.get("/v1/openapi.json").await;
-    assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
-    assert!(
-        resp.header("content-type")
-            .is_some_and(|t| t.starts_with("application/json")),
-        "{resp:?}"
-    );
-    let v = json(&resp);
-    assert!(
-        v["openapi"].as_str().is_some_and(|s| s.starts_with("3.")),
-        "{v}"
-    );
-    let paths = v["paths"].as_object().expect("paths");
-    for p in [
-        "/v1/git/repos/{owner}/{repo}",
-        "/v1/ci/runs",
-        "/v1/kb/pages",
-        "/v1/pm/issues",
-    ] {
-        assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys());
-    }
-    assert_eq!(up.seen().len(), 0, "served by the router itself");
-}
-
-/// A `/v1` read fails over from GitHub (503) to the Gitea mirror, each attempt rewritten by its
-/// provider's plugin, and both answer with the same normalized envelope; a caller's
-/// `x-mosaic-v1-pin` is neither obeyed nor forwarded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v1_get_repo_fails_over_with_the_normalized_envelope() {
-    let host = spin();
-    let up = FixtureServer::start().await;
-    let (repo_gh, repo_gitea) = (
-        "/gh/repos/octocat/Hello-World",
-        "/gitea/api/v1/repos/octocat/Hello-World",
-    );
-    up.on("GET", repo_gh, Reply::fixture(200, "github", "get_repo"));
-    up.on("GET", repo_gitea, Reply::fixture(200, "gitea", "get_repo"));
-    up.once(
-        repo_gh,
-        [Reply::json(503, &b"{\"message\":\"unavailable\"}"[..])],
-    );
-    let r = host
-        .spawn(&v1_pair(
-            &format!("{}/gh", up.url()),
-            &format!("{}/gitea/api/v1", up.url()),
-        ))
-        .expect("start");
-    let c = Client::new(&r.base_url());
-
-    let resp = c.get("/v1/git/repos/octocat/Hello-World").await;
-    assert_eq!(resp.status, 200, "{resp:?}\n{}", r.logs());
-    let via_mirror = json(&resp);
-    assert_eq!(via_mirror["provider"], "mirror", "{via_mirror}");
-    assert_eq!((up.hits(repo_gh), up.hits(repo_gitea)), (1, 1));
-    let gitea = up
-        .seen()
-        .into_iter()
-        .find(|s| s.target.starts_with("/gitea/"))
-        .expect("the mirror was asked");
-    assert_eq!(
-        gitea.header("authorization"),
-        Some(format!("token {UPSTREAM_TOKEN}").as_str()),
-        "the attempt was rewritten with Gitea's plugin"
-    );
-
-    let resp = c
-        .send(
-            "GET",
-            "/v1/git/repos/octocat/Hello-World",
-            &[("x-mosaic-v1-pin", "mirror")],
-            Vec::new(),
-        )
-        .await;
-    assert_eq!(resp.status, 200, "{resp:?}");
-    let via_github = json(&resp);
-    assert_eq!(
-        via_github["provider"], "gh",
-        "the caller's pin is not obeyed: {via_github}"
-    );
-    let keys = |v: &serde_json::Value| {
-        let mut k: Vec<String> = v["data"]
-            .as_object()
-            .expect("an object")
-            .keys()
-            .cloned()
-            .collect();
-        k.sort();
-        k
-    };
-    assert_eq!(
-        keys(&via_mirror),
-        keys(&via_github),
-        "same normalized shape"
-    );
-    assert_eq!(
-        via_mirror["data"]["full_name"],
-        via_github["data"]["full_name"]
-    );
-    assert_eq!(via_github["data"]["full_name"], "octocat/Hello-World");
-    let seen = up.seen();
-    assert_eq!(seen.len(), 3);
-    assert!(
-        seen.iter().all(|s| s.header("x-mosaic-v1-pin").is_none()),
-        "a pin header reached an upstream: {seen:?}"
-    );
-}
-
-/// The plugins' rate-limit headers are installed on Spin too: a GitHub answer with
-/// `x-ratelimit-remaining: 0` cools GitHub down until its reset (kept in the state snapshot),
-/// so the next requests, each a fresh instance, go to the other provider before any 429.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plugin_rate_limit_headers_cool_a_provider_down() {
-    let host = spin();
-    let reset = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        + 60;
-    let gh = Mock::start(
-        "gh",
-        Behaviour::ok()
-            .header("x-ratelimit-limit", "5000")
-            .header("x-ratelimit-remaining", "0")
-            .header("x-ratelimit-reset", &reset.to_string()),
-    )
-    .await;
-    let other = Mock::start("other", Behaviour::ok()).await;
-    let cfg = format!(
-        "{}[[providers]]\nid = \"gh\"\nkind = \"github\"\nbase_url = \"{}\"\nallow_private = true\n\n{}[[routes]]\nname = \"r\"\nmatch = {{ path = \"/r/{{*rest}}\" }}\nproviders = [\"gh\", \"other\"]\n",
-        server(""),
-        gh.url(),
-        provider("other", &other.url()),
-    );
-    let r = host.spawn(&cfg).expect("start");
-    let c = Client::new(&r.base_url());
-    assert_eq!(
-        c.get("/r/a").await.from(),
-        "gh",
-        "the last request of the budget is answered"
-    );
-    for _ in 0..3 {
-        assert_eq!(
-            c.get("/r/a").await.from(),
-            "other",
-            "GitHub cools down until its reset:\n{}",
-            r.logs()
-        );
-    }
-    assert_eq!(
-        gh.hits(),
-        1,
-        "GitHub is not called again, so it never answers 429"
-    );
-    let state = c.state().await;
-    let cooling = state["providers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["id"] == "gh")
-        .and_then(|p| p["cooling_down_ms"].as_u64())
-        .unwrap_or(0);
-    assert!(
-        (50_000..=61_000).contains(&cooling),
-        "GitHub cools down until its reset: {cooling} ms"
-    );
 }
 
 const ACME: &str = r#"{"providers": [{"kind": "acme-git",

@@ -19,9 +19,6 @@
 //!   the rest of it;
 //! - `shared_state_and_cache`: Redis is a store of the native server (Workers isolates share
 //!   state through KV: [`state_and_cache_survive_a_restart_through_kv`]);
-//! - `expect_100_continue_is_answered_before_the_body`: a known bug, reported: workerd sends no
-//!   `100 Continue`, and the caller's `Expect` forwarded upstream makes the upstream's interim
-//!   100 the answer (502).
 //!
 //! Within scenarios, the parts workerd decides itself are stated where they differ: it refuses
 //! invalid `Content-Length`, stacked transfer codings, absolute-form targets and malformed `Host`
@@ -111,6 +108,10 @@ scenario!(
 );
 scenario!(
     scenarios_security,
+    expect_100_continue_is_answered_before_the_body
+);
+scenario!(
+    scenarios_security,
     caller_credentials_and_hop_by_hop_headers_never_reach_the_upstream
 );
 scenario!(
@@ -158,10 +159,6 @@ scenario!(
 skip!(
     post_retry_safety,
     "workerd reports a refused connection like one that broke after sending (\"Network connection lost.\"), so a POST to a refused port is ambiguous and not failed over; post_retry_safety_when_refused_is_ambiguous checks the rest"
-);
-skip!(
-    expect_100_continue_is_answered_before_the_body,
-    "KNOWN BUG, reported: workerd sends no 100 Continue (a client sends the body after its wait), and the router forwards the caller's `Expect: 100-continue` upstream; the upstream's interim 100 comes back from workerd's fetch as the response, the router passes it on as final and the caller gets 502"
 );
 skip!(
     shared_state_and_cache,

@@ -244,11 +244,14 @@ pub async fn handle(
         // the list's strings serve the next head parsed on this thread
         crate::h1::recycle(list);
     }
-    for line in std::mem::take(&mut handled.lines) {
-        write_line(line);
+    // most requests log nothing of their own and leave no work behind
+    if !handled.lines.is_empty() {
+        handled.lines.drain(..).for_each(write_line);
     }
-    for job in std::mem::take(&mut handled.after) {
-        spawn_job(shared, job);
+    if !handled.after.is_empty() {
+        for job in handled.after.drain(..) {
+            spawn_job(shared, job);
+        }
     }
     let mut reply = handled.reply;
     let mut log = std::mem::take(&mut reply.log);
