@@ -178,6 +178,38 @@ pub fn store_key(key: &str) -> String {
     }
 }
 
+/// The lookup behind a host's `cache_get`, the same on every host: the first tier's entry
+/// (`lookup`: L1, then the shared tiers) ends it when core would serve it ([`servable`]);
+/// otherwise the request leads the fetch of `key` (`join` says [`Turn::Lead`]; the host
+/// releases it in `cache_release`) or waits — looking at `in_flight` between `pause`s, until
+/// the leader is done or its time is up — and looks once more. Returns the entry found and
+/// whether this request leads.
+pub async fn collapsed_get<L, P>(
+    now: impl Fn() -> Instant,
+    mut lookup: impl FnMut() -> L,
+    join: impl FnOnce(Instant) -> Turn,
+    in_flight: impl Fn(Instant) -> bool,
+    mut pause: impl FnMut() -> P,
+) -> (Option<alloc::vec::Vec<u8>>, bool)
+where
+    L: core::future::Future<Output = Option<alloc::vec::Vec<u8>>>,
+    P: core::future::Future<Output = ()>,
+{
+    let found = lookup().await;
+    if found.as_deref().is_some_and(|v| servable(v, now())) {
+        return (found, false);
+    }
+    match join(now()) {
+        Turn::Lead => (found, true),
+        Turn::Wait(until) => {
+            while in_flight(now()) && now() < until {
+                pause().await;
+            }
+            (lookup().await, false)
+        }
+    }
+}
+
 /// What a miss does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Turn {
@@ -319,6 +351,50 @@ mod tests {
         // a leader that never releases stops holding others after COLLAPSE_WAIT
         assert_eq!(c.join("k", t(34)), Turn::Lead);
         assert_eq!(c.collapsed, 1);
+    }
+
+    #[test]
+    fn a_waiter_looks_again_once_the_leader_is_done() {
+        use core::cell::{Cell, RefCell};
+        let c = RefCell::new(Collapse::default());
+        let clock = Cell::new(0u64);
+        let now = || t(clock.get());
+        let looks = Cell::new(0);
+        let lookup = || {
+            looks.set(looks.get() + 1);
+            async { None }
+        };
+        // the first leads (nothing servable)
+        let (found, leads) = crate::sim::block_on(collapsed_get(
+            now,
+            lookup,
+            |n| c.borrow_mut().join("k", n),
+            |n| c.borrow().in_flight("k", n),
+            || async {},
+        ));
+        assert!(found.is_none() && leads);
+        // the second waits: each pause moves the clock; the leader releases after two
+        let pauses = Cell::new(0);
+        let (_, leads) = crate::sim::block_on(collapsed_get(
+            now,
+            lookup,
+            |n| c.borrow_mut().join("k", n),
+            |n| c.borrow().in_flight("k", n),
+            || {
+                pauses.set(pauses.get() + 1);
+                clock.set(clock.get() + 1);
+                if pauses.get() == 2 {
+                    c.borrow_mut().release("k");
+                }
+                async {}
+            },
+        ));
+        assert!(!leads);
+        assert_eq!(
+            (pauses.get(), looks.get()),
+            (2, 3),
+            "looked again once, after the release"
+        );
     }
 
     #[test]

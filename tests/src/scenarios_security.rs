@@ -1020,8 +1020,9 @@ pub async fn http_framing_edges_are_served_as_the_protocol_says(host: &dyn HostU
     );
 }
 
-/// `Expect: 100-continue`: the interim `100 Continue` comes before the body is sent, then the
-/// request is served with its body.
+/// `Expect: 100-continue`: the interim `100 Continue` comes before the body is sent (where the
+/// platform sends one: workerd does not), then the request is served with its body, and the
+/// upstream is not asked for a `100 Continue` of its own.
 pub async fn expect_100_continue_is_answered_before_the_body(host: &dyn HostUnderTest) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let up = Mock::start("up", Behaviour::ok()).await;
@@ -1032,12 +1033,20 @@ pub async fn expect_100_continue_is_answered_before_the_body(host: &dyn HostUnde
     s.write_all(b"POST /expect HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
         .await
         .expect("write the head");
-    let mut interim = vec![0u8; 25];
-    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut interim))
-        .await
-        .expect("100 Continue before the body")
-        .expect("read");
-    assert_eq!(&interim[..], b"HTTP/1.1 100 Continue\r\n\r\n");
+    if host.name() == "workers" {
+        // workerd answers no interim 100 itself (the worker sees the request only once its
+        // head is in): a client sends the body after its wait (curl: 1 s), and the request must
+        // then be served — not answered with the upstream's interim 100 (the caller's `Expect`
+        // is never forwarded)
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    } else {
+        let mut interim = vec![0u8; 25];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut interim))
+            .await
+            .expect("100 Continue before the body")
+            .expect("read");
+        assert_eq!(&interim[..], b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
     s.write_all(b"hello").await.expect("write the body");
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
@@ -1048,6 +1057,11 @@ pub async fn expect_100_continue_is_answered_before_the_body(host: &dyn HostUnde
     assert_eq!(
         (last.target.as_str(), &last.body[..]),
         ("/expect", &b"hello"[..])
+    );
+    assert_eq!(
+        last.header("expect"),
+        None,
+        "the caller's Expect is not forwarded"
     );
 }
 

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use std::time::Duration;
 
-use mosaic_core::{config::SecretRef, snapshot, tier::L1, State};
+use mosaic_core::{config::SecretRef, tier::L1};
 use mosaic_providers::app::{self, Fresh, Keeping, Outcome};
 use spin_sdk::key_value::Store;
 
@@ -92,12 +92,10 @@ pub async fn open(store: Option<Store>, reload: bool) -> Result<SpinHost, Vec<St
         }
     }
     let router = app::build_router(config, &registry, |r| found.get(r).cloned());
-    let mut state = State::new(&router.config, crate::random_u64(0x73_7461_7465));
-    let snap = get(s, STATE_KEY);
-    // a garbage or foreign snapshot means starting fresh
-    if let Some(Err(e)) = snap.map(|b| snapshot::decode_into(&router.config, &mut state, &b)) {
-        crate::warn(&format!("state snapshot ignored: {e}"));
-    }
+    let stored = get(s, STATE_KEY);
+    let seed = crate::random_u64(0x73_7461_7465);
+    let (state, _, line) = app::restore_state(&router.config, stored.as_deref(), seed);
+    line.iter().for_each(crate::emit);
     Ok(SpinHost {
         l1: RefCell::new(L1::new(router.config.server.cache_bytes.min(L1_MAX_BYTES))),
         collapse: RefCell::default(),

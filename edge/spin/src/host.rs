@@ -12,7 +12,7 @@ use core::{fmt::Debug, future::Future, pin::Pin, task::Poll, time::Duration};
 
 use futures::{Stream, StreamExt};
 use mosaic_core::engine::{Attempt, FetchError};
-use mosaic_core::tier::{self, Collapse, Turn, L1};
+use mosaic_core::tier::{self, Collapse, L1};
 use mosaic_core::{admin::CacheStats, driver::UpstreamResponse, http::is_hop_by_hop};
 use mosaic_core::{snapshot, target::is_private_host, time::Instant, Router, State};
 use mosaic_providers::app::{AppHost, Platform, ReadError, Reloaded, Source};
@@ -25,8 +25,7 @@ use wasi::clocks::monotonic_clock;
 
 /// The store kind shown by health and state.
 pub const STORE_KIND: &str = "spin-kv";
-/// KV key of the state snapshot.
-pub const STATE_KEY: &str = "mosaic:state";
+pub use mosaic_providers::app::STATE_KEY;
 /// Prefix of the markers that let one instance refresh a stale entry while others serve it.
 pub const REFRESH_PREFIX: &str = "mosaic:refresh:";
 /// How long a refresh marker holds off other refreshes of the same entry.
@@ -338,16 +337,15 @@ impl AppHost for SpinHost {
 
     async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
         *self.looked_up.borrow_mut() = Some(key.to_string());
-        let found = self.lookup(key).await;
-        if found.as_deref().is_some_and(|v| tier::servable(v, wall_now())) {
-            return found;
-        }
-        let turn = self.collapse.borrow_mut().join(key, wall_now());
-        let Turn::Wait(until) = turn else { return found };
-        while self.collapse.borrow().in_flight(key, wall_now()) && wall_now() < until {
-            sleep(COLLAPSE_POLL).await;
-        }
-        self.lookup(key).await
+        let (found, _leads) = tier::collapsed_get(
+            wall_now,
+            || self.lookup(key),
+            |t| self.collapse.borrow_mut().join(key, t),
+            |t| self.collapse.borrow().in_flight(key, t),
+            || sleep(COLLAPSE_POLL),
+        )
+        .await;
+        found
     }
 
     async fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration) {

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use mosaic_core::config::SecretRef;
 use mosaic_core::tier::L1;
-use mosaic_core::{snapshot, Config, State};
+use mosaic_core::{Config, State};
 use mosaic_providers::app::{self, Fresh, Keeping, Outcome, WriteBehind};
 use mosaic_providers::declarative::Registry;
 use worker::{Env, KvStore};
@@ -100,23 +100,12 @@ pub async fn current(
     }
 }
 
-/// An error line naming every key path.
-#[must_use]
-pub fn errors_line(message: &str, errors: &[String]) -> serde_json::Value {
-    let mut line = app::event("error", "mosaic::config", message);
-    line["errors"] = errors.into();
-    line
-}
-
 /// A fresh state for `config`, restored from the KV snapshot when there is a readable one.
 async fn restore(config: &Config, kv: Option<&KvStore>) -> State {
-    let mut state = State::new(config, random_u64());
-    if let Some(bytes) = read(kv, STATE_KEY).await {
-        match snapshot::decode_into(config, &mut state, &bytes) {
-            Ok(()) => with_isolate(|i| i.restored = true),
-            Err(e) => warn(&format!("state snapshot ignored: {e}")),
-        }
-    }
+    let stored = read(kv, STATE_KEY).await;
+    let (state, restored, line) = app::restore_state(config, stored.as_deref(), random_u64());
+    line.into_iter().for_each(log);
+    with_isolate(|i| i.restored = restored);
     state
 }
 

@@ -23,7 +23,7 @@ use mosaic_core::admin::CacheStats;
 use mosaic_core::driver::UpstreamResponse;
 use mosaic_core::engine::{Attempt, FetchError};
 use mosaic_core::target::is_private_host;
-use mosaic_core::tier::{self, Turn, L1};
+use mosaic_core::tier::{self, L1};
 use mosaic_core::time::Instant;
 use mosaic_core::{snapshot, Router, State};
 use mosaic_providers::app::{
@@ -40,8 +40,7 @@ use crate::{config, warn};
 
 /// KV binding name.
 pub const KV_BINDING: &str = "MOSAIC_KV";
-/// KV key of the state snapshot.
-pub const STATE_KEY: &str = "mosaic:state";
+pub use mosaic_providers::app::STATE_KEY;
 /// The store kind shown by health and state.
 pub const STORE_KIND: &str = "workers-kv";
 /// Shortest TTL KV accepts.
@@ -241,21 +240,17 @@ impl WorkersHost {
         WorkersHost { live, env, kv, ctx, leads, looked_up }
     }
 
-    /// The entry of `key` in the first tier that has it, and whether core would serve it
-    /// without going upstream; an entry from KV or the Cache API is kept in L1 as long as core
-    /// may still use it.
-    async fn lookup(&self, key: &str) -> (Option<Vec<u8>>, bool) {
-        let Some((v, at)) = self.tier(key).await else {
-            return (None, false);
-        };
+    /// The entry of `key` in the first tier that has it; an entry from KV or the Cache API is
+    /// kept in L1 as long as core may still use it.
+    async fn lookup(&self, key: &str) -> Option<Vec<u8>> {
+        let (v, at) = self.tier(key).await?;
         with_isolate(|i| {
             i.hits[at] += 1;
             if let (Some(l1), true) = (&mut i.l1, at > 0) {
                 l1.put(key, v.clone(), tier::retention(&v, now()), now());
             }
         });
-        let servable = tier::servable(&v, now());
-        (Some(v), servable)
+        Some(v)
     }
 
     async fn tier(&self, key: &str) -> Option<(Vec<u8>, usize)> {
@@ -359,18 +354,18 @@ impl AppHost for WorkersHost {
 
     async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
         *self.looked_up.borrow_mut() = Some(key.to_string());
-        let (found, servable) = self.lookup(key).await;
-        if servable {
-            return found;
-        }
-        if with_isolate(|i| i.collapse.join(key, now())) == Turn::Lead {
+        let (found, leads) = tier::collapsed_get(
+            now,
+            || self.lookup(key),
+            |t| with_isolate(|i| i.collapse.join(key, t)),
+            |t| with_isolate(|i| i.collapse.in_flight(key, t)),
+            || Delay::from(COLLAPSE_POLL),
+        )
+        .await;
+        if leads {
             self.leads.borrow_mut().push(key.to_string());
-            return found;
         }
-        while with_isolate(|i| i.collapse.in_flight(key, now())) {
-            Delay::from(COLLAPSE_POLL).await;
-        }
-        self.lookup(key).await.0
+        found
     }
 
     async fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration) {

@@ -166,7 +166,7 @@ async fn cron(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         Ok(l) if l.router.config.webhooks.is_empty() => return,
         Ok(l) => l,
         Err(errors) => {
-            return log(config::errors_line("outbox scan skipped: no valid configuration", &errors))
+            return log(app::errors_line("outbox scan skipped: no valid configuration", &errors))
         }
     };
     let host = WorkersHost::new(Rc::clone(&live), &env, Some(kv), None);

@@ -113,7 +113,9 @@ async fn read<K: SourceKv>(kv: Option<&K>, key: &str, lines: &mut Vec<Value>) ->
     }
 }
 
-fn errors_line(message: &str, errors: &[String]) -> Value {
+/// An error line (target `mosaic::config`) naming every key path in `errors`.
+#[must_use]
+pub fn errors_line(message: &str, errors: &[String]) -> Value {
     let mut line = event("error", "mosaic::config", message);
     line["errors"] = Value::from(errors.to_vec());
     line

@@ -58,8 +58,8 @@ mod v1;
 pub use build::{build_router, no_source, pick_source, reload_state, Source, CONFIG_KEY, GOOD_KEY};
 pub use jobs::{run_job, Job, Revalidate, Window};
 #[cfg(feature = "text")]
-pub use lifecycle::{check, Checked, Fresh, Keeping, Lifecycle, Outcome, SourceKv};
-pub use persist::WriteBehind;
+pub use lifecycle::{check, errors_line, Checked, Fresh, Keeping, Lifecycle, Outcome, SourceKv};
+pub use persist::{restore_state, WriteBehind, STATE_KEY};
 
 /// The application's KV key of the declarative providers (JSON, see [`crate::declarative`]),
 /// in the host's application namespace (natively `mosaic:` is put before every key).

@@ -3,9 +3,43 @@
 //! quota moved …), at most one write in flight, and — where the store limits writes per key,
 //! as Workers KV does (about one per second) — no sooner than an interval after the last one.
 
+use alloc::format;
 use core::time::Duration;
 
+use mosaic_core::config::Config;
+use mosaic_core::engine::State;
+use mosaic_core::snapshot;
 use mosaic_core::time::Instant;
+use serde_json::Value;
+
+/// The key of the state snapshot in the host's store.
+pub const STATE_KEY: &str = "mosaic:state";
+
+/// A fresh state for `config` (seeded with `seed`), restored from `snapshot` when there is a
+/// readable one; a snapshot that does not decode (garbage, another version, another config)
+/// means starting fresh, with a warning line. Returns whether it was restored.
+#[must_use]
+pub fn restore_state(
+    config: &Config,
+    stored: Option<&[u8]>,
+    seed: u64,
+) -> (State, bool, Option<Value>) {
+    let mut state = State::new(config, seed);
+    let Some(bytes) = stored else {
+        return (state, false, None);
+    };
+    match snapshot::decode_into(config, &mut state, bytes) {
+        Ok(()) => (state, true, None),
+        Err(e) => {
+            let line = super::event(
+                "warn",
+                "mosaic::state",
+                &format!("state snapshot ignored: {e}"),
+            );
+            (State::new(config, seed), false, Some(line))
+        }
+    }
+}
 
 /// The write-behind bookkeeping of one state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,6 +107,24 @@ impl WriteBehind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_restores_and_garbage_starts_fresh_with_a_warning() {
+        let raw: mosaic_core::RawConfig =
+            toml::from_str("[[providers]]\nid = \"p\"\nbase_url = \"https://p.example\"\n")
+                .expect("toml");
+        let config = raw.validate().expect("valid");
+        let mut s = State::new(&config, 1);
+        s.material = 7;
+        let bytes = snapshot::encode(&config, &s);
+        let (_, restored, line) = restore_state(&config, Some(&bytes), 2);
+        assert!(restored && line.is_none());
+        let (state, restored, line) = restore_state(&config, Some(b"garbage"), 2);
+        assert!(!restored);
+        assert!(line.is_some_and(|l| l["message"].as_str().is_some_and(|m| m.contains("ignored"))));
+        assert_eq!(state.material, State::new(&config, 2).material);
+        assert!(!restore_state(&config, None, 2).1);
+    }
 
     fn t(ms: u64) -> Instant {
         Instant::from_micros(ms * 1000)
