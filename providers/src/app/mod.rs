@@ -357,7 +357,7 @@ pub fn bytes_reply<B>(status: u16, content_type: &str, body: Vec<u8>, id: &str) 
             (String::from("x-mosaic-request-id"), String::from(id)),
         ],
         body: ReplyBody::Bytes(body),
-        log: plain_log(id, None),
+        log: plain_log(id),
         revalidate: false,
     }
 }
@@ -366,10 +366,9 @@ fn json_reply<B>(status: u16, v: &Value, id: &str) -> Reply<B> {
     bytes_reply(status, "application/json", v.to_string().into_bytes(), id)
 }
 
-fn plain_log(id: &str, route: Option<&str>) -> RequestLog {
+fn plain_log(id: &str) -> RequestLog {
     RequestLog {
         request_id: String::from(id),
-        route: route.map(String::from),
         cache: cache_result::BYPASS,
         ..RequestLog::default()
     }
@@ -734,7 +733,7 @@ async fn admin<H: AppHost>(
             problem(&p, id)
         }
         (_, r) if r.starts_with("hooks/") => {
-            return hooks_admin(host, router, method, r, req.target, id).await
+            return hooks_admin(host, method, r, req.target, id).await
         }
         _ => problem(
             &Problem::new(
@@ -795,7 +794,6 @@ async fn handle_admin_put<H: AppHost>(
 
 async fn hooks_admin<H: AppHost>(
     host: &H,
-    router: &Router,
     method: Method,
     path: &str,
     target: &str,
@@ -845,7 +843,6 @@ async fn hooks_admin<H: AppHost>(
             Err(e) => Handled::new(problem(&e.to_problem(&letter), id)),
         };
     }
-    let _ = router;
     let p = Problem::new(
         ProblemKind::NoRoute,
         format!(
