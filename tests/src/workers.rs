@@ -133,16 +133,30 @@ impl WorkerBuild {
             vars.push_str(&format!("{name}={}\n", toml_string(value)));
         }
         std::fs::write(dir.join(".dev.vars"), vars).map_err(|e| e.to_string())?;
-        let r = WorkerRouter {
-            child: Mutex::new(None),
-            port: crate::mock::free_port(),
-            dir,
-            build: self.clone(),
-            runs: Mutex::new(0),
-            ready_after: Mutex::new(Vec::new()),
-        };
-        r.launch()?;
-        Ok(r)
+        // a free port can be taken by another test between choosing it and workerd binding
+        // it: then try another (bounded)
+        let mut last = String::new();
+        for _ in 0..3 {
+            let r = WorkerRouter {
+                child: Mutex::new(None),
+                port: crate::mock::free_port(),
+                dir: dir.clone(),
+                build: self.clone(),
+                runs: Mutex::new(0),
+                ready_after: Mutex::new(Vec::new()),
+            };
+            match r.launch() {
+                Ok(()) => return Ok(r),
+                Err(e) if e.contains("Address already in use") => {
+                    r.stop();
+                    // the directory is the next try's: not removed by the drop
+                    std::mem::forget(r);
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
     }
 }
 
