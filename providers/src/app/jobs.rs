@@ -58,17 +58,6 @@ pub enum Job {
     Revalidate(Revalidate),
 }
 
-impl Job {
-    /// The id that keeps two tasks of one job apart (a delivery's id; a refresh's cache key).
-    #[must_use]
-    pub fn key(&self) -> String {
-        match self {
-            Job::Deliver { delivery, .. } => delivery.id(),
-            Job::Revalidate(r) => r.key.clone(),
-        }
-    }
-}
-
 /// How long background work may run on a platform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Window {
